@@ -1,0 +1,66 @@
+# gpufed — the two commands that matter: `make demo` and `make test`.
+# Everything heavy is cached outside the repo in $(GPUFED_CACHE) (default ~/.cache/gpufed),
+# keyed by the pinned versions, so only the first run on a machine is slow.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+NODE_BIN := $(shell tools/node.sh)
+export PATH := $(NODE_BIN):$(PATH)
+JEST := node --experimental-vm-modules node_modules/jest/bin/jest.js
+
+.PHONY: help
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: deps
+deps: node_modules/.installed ## Install Node dependencies (Node $(shell cat .node-version) from the cache)
+
+.PHONY: tools
+tools: ## Build (or reuse from the cache) etcd, kube-*, KWOK, kube-state-metrics and Helm
+	tools/build.sh
+
+.PHONY: build
+build: deps ## Compile TypeScript to dist/
+	npx tsc -p tsconfig.build.json
+
+.PHONY: check
+check: build ## Lint, type-check, and check that generated code matches crds/
+	npx tsc -p tsconfig.json --noEmit
+	npx eslint .
+	node dist/tools/gen-api-types.js --check
+
+.PHONY: test-unit
+test-unit: deps ## Unit tests (pure logic, no processes)
+	$(JEST) --selectProjects unit
+
+.PHONY: test-integration
+test-integration: build tools ## Integration tests against the real local federation
+	$(JEST) --selectProjects integration --runInBand
+
+.PHONY: test
+test: build tools check ## Everything: checks, unit and integration tests
+	$(JEST) --runInBand
+
+.PHONY: demo
+demo: build tools ## Start the local federation, show it, and leave it running
+	node dist/cli/src/main.js dev up
+	@echo
+	@echo "The federation keeps running. Try:"
+	@echo "  . .gpufed/dev/env"
+	@echo "  kubectl --context gpufed-alice get nodes -L nvidia.com/gpu.product"
+	@echo "  kubectl --context gpufed-registry get crd | grep gpufed"
+	@echo "  node dist/cli/src/main.js dev status"
+	@echo "Stop it with: node dist/cli/src/main.js dev down"
+
+.PHONY: down
+down: ## Stop the local federation started by `make demo`
+	node dist/cli/src/main.js dev down
+
+.PHONY: clean
+clean: ## Remove build output (the tool cache stays)
+	rm -rf dist node_modules/.installed

@@ -1,0 +1,101 @@
+// `gpufed dev up|status|down`: the local federation for demos, tests and development.
+import { Command, Option } from 'commander';
+import { AlreadyRunningError, down, status, up, type StatusReport } from '../dev/federation.js';
+import { devDir } from '../dev/paths.js';
+import { bold, dim, green, parseOutputFormat, print, progress, red, table, UsageError, type OutputFormat } from '../output.js';
+
+function outputOption(): Option {
+  return new Option('-o, --output <format>', 'output format: table, json or yaml').default('table').argParser(parseOutputFormat);
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || n < 1 || n > 50) throw new UsageError(`--providers ${v}: expected a whole number from 1 to 50`);
+  return n;
+}
+
+function seconds(ms: number | undefined): string {
+  return ms === undefined ? '-' : `${(ms / 1000).toFixed(1)}s`;
+}
+
+function statusTable(r: StatusReport): string {
+  if (r.components.length === 0) return `No local federation in ${r.dir}. Start one with ${bold('gpufed dev up')}.`;
+  const comps = table(
+    ['component', 'pid', 'health', 'endpoint'],
+    r.components.map((c) => [c.name, String(c.pid ?? '-'), c.healthy ? green('healthy') : red(c.detail), c.endpoint]),
+  );
+  const clusters = table(
+    ['cluster', 'role', 'server', 'nodes ready', 'kubeconfig'],
+    r.clusters.map((c) => [c.name, c.role, c.server, c.nodesTotal === undefined ? '-' : `${c.nodesReady}/${c.nodesTotal}`, c.kubeconfig]),
+  );
+  const head = r.running ? green('The local federation is running.') : red('The local federation is not healthy.');
+  const when = r.startedAt ? dim(`Started ${r.startedAt}, ready after ${seconds(r.timings?.total)}. Dir: ${r.dir}`) : '';
+  return [head, when, '', comps, '', clusters, '', `Use it: ${bold(`. ${r.dir}/env`)} then ${bold('kubectl --context gpufed-alice get nodes')}`].join('\n');
+}
+
+export function devCommand(): Command {
+  const dev = new Command('dev').description('Run the local federation: a registry and provider clusters on loopback, with simulated GPU nodes');
+  dev.addHelpText(
+    'after',
+    `
+Examples:
+  $ gpufed dev up                  # registry + providers alice and bob
+  $ gpufed dev up --providers 3    # a third, generated provider
+  $ gpufed dev status -o json
+  $ . .gpufed/dev/env && kubectl --context gpufed-bob get nodes
+  $ gpufed dev down`,
+  );
+
+  dev
+    .command('up')
+    .description('Start the local federation (etcd, kube-apiservers, controller-managers, schedulers, KWOK) and wait until it is healthy')
+    .addOption(new Option('--providers <n>', 'number of provider clusters').default(2).argParser(positiveInt))
+    .option('--fleet <file>', 'fleet file describing providers and their GPU nodes (default: cli/src/dev/fleets/default.yaml)')
+    .option('--dir <dir>', 'state directory (default: $GPUFED_DEV_DIR or .gpufed/dev)')
+    .addOption(outputOption())
+    .addHelpText('after', '\nExamples:\n  $ gpufed dev up\n  $ gpufed dev up --providers 1 --fleet my-fleet.yaml')
+    .action(async (o: { providers: number; fleet?: string; dir?: string; output: OutputFormat }) => {
+      const dir = o.dir ?? devDir();
+      const log = progress();
+      try {
+        log(`Starting the local federation in ${dir} (${o.providers} provider${o.providers === 1 ? '' : 's'})`);
+        await up({ dir, providers: o.providers, log, ...(o.fleet ? { fleetFile: o.fleet } : {}) });
+      } catch (e) {
+        if (!(e instanceof AlreadyRunningError)) throw e;
+        process.stderr.write(`${e.message}\n`);
+      }
+      const r = await status(dir);
+      print(o.output, r, () => statusTable(r));
+      if (!r.running) process.exitCode = 1;
+    });
+
+  dev
+    .command('status')
+    .description('Show each component of the local federation and whether it is healthy')
+    .option('--dir <dir>', 'state directory (default: $GPUFED_DEV_DIR or .gpufed/dev)')
+    .addOption(outputOption())
+    .addHelpText('after', '\nExit code: 0 when every component is healthy, 1 otherwise.\n\nExamples:\n  $ gpufed dev status\n  $ gpufed dev status -o yaml')
+    .action(async (o: { dir?: string; output: OutputFormat }) => {
+      const r = await status(o.dir ?? devDir());
+      print(o.output, r, () => statusTable(r));
+      if (!r.running) process.exitCode = 1;
+    });
+
+  dev
+    .command('down')
+    .description('Stop every process of the local federation (and anything else still using its directory)')
+    .option('--dir <dir>', 'state directory (default: $GPUFED_DEV_DIR or .gpufed/dev)')
+    .option('--purge', 'also delete the state directory (etcd data, certificates, logs)')
+    .addHelpText('after', '\nExamples:\n  $ gpufed dev down\n  $ gpufed dev down --purge')
+    .action(async (o: { dir?: string; purge?: boolean }) => {
+      const dir = o.dir ?? devDir();
+      const r = await down(dir, { purge: o.purge === true });
+      if (r.leftover.length > 0) {
+        process.stderr.write(red(`Could not stop: ${r.leftover.map((p) => `${p.pid} ${p.cmdline.slice(0, 80)}`).join('; ')}\n`));
+        process.exitCode = 1;
+        return;
+      }
+      process.stdout.write(r.stopped.length > 0 ? `Stopped ${r.stopped.length} processes; nothing of ${dir} is left running.\n` : `Nothing was running in ${dir}.\n`);
+    });
+  return dev;
+}

@@ -1,0 +1,397 @@
+// The local federation: real etcd, kube-apiservers, controller-managers, schedulers and KWOK on
+// loopback, started from the binaries tools/build.sh caches. Used by `gpufed dev`, the integration
+// tests, `make demo` and the benchmarks.
+import * as k8s from '@kubernetes/client-node';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { explain, isConflict } from '../../../operator/src/kube/errors.js';
+import { nodeManifest, parseFleet, selectProviders, type Fleet } from './fleet.js';
+import { binDir as defaultBinDir, devDir, repoRoot } from './paths.js';
+import { ensurePki, ensureServiceAccountKey, pkiPaths, type Pki } from './pki.js';
+import { planFederation, portsNeeded, type ClusterPlan, type ComponentPlan, type FederationPlan, type HealthCheck } from './plan.js';
+import { isAlive, processesMentioning, startDetached, stopProcess } from './process.js';
+
+export const STATE_FILE = 'state.json';
+const REQUIRED_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
+
+export interface FederationState {
+  version: 1;
+  dir: string;
+  startedAt: string;
+  readyAt?: string;
+  /** Milliseconds each start phase took, for the record (`dev status`, README numbers). */
+  timings: Record<string, number>;
+  plan: FederationPlan;
+  pids: Record<string, number>;
+}
+
+export interface UpOptions {
+  dir?: string;
+  binDir?: string;
+  /** A fleet file; default: cli/src/dev/fleets/default.yaml. */
+  fleetFile?: string;
+  /** How many provider clusters (default 2: alice and bob). */
+  providers?: number;
+  /** Progress lines; default: none. */
+  log?: (line: string) => void;
+  /** How long to wait for everything to become healthy. */
+  timeoutMs?: number;
+}
+
+export class AlreadyRunningError extends Error {
+  constructor(readonly state: FederationState) {
+    super(`The local federation in ${state.dir} is already running (since ${state.startedAt}); run \`gpufed dev down\` first to start a new one`);
+    this.name = 'AlreadyRunningError';
+  }
+}
+
+export class MissingToolsError extends Error {
+  constructor(readonly missing: string[], binDir: string) {
+    super(`Missing ${missing.join(', ')} in ${binDir}: build them with \`tools/build.sh\` (or \`make tools\`); the first build takes a while and is cached`);
+    this.name = 'MissingToolsError';
+  }
+}
+
+export function readState(dir: string = devDir()): FederationState | undefined {
+  const file = join(dir, STATE_FILE);
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as FederationState;
+}
+
+function writeState(state: FederationState): void {
+  writeFileSync(join(state.dir, STATE_FILE), JSON.stringify(state, null, 2));
+}
+
+export function loadFleet(file?: string): Fleet {
+  const path = file ?? join(repoRoot(), 'cli', 'src', 'dev', 'fleets', 'default.yaml');
+  return parseFleet(readFileSync(path, 'utf8'));
+}
+
+/** Free loopback ports, all held open together so none is handed out twice. */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+function kubeconfigYaml(cluster: ClusterPlan, pki: Pki): string {
+  const b64 = (f: string) => readFileSync(f).toString('base64');
+  const name = `gpufed-${cluster.name}`;
+  return JSON.stringify(
+    {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name, cluster: { server: cluster.server, 'certificate-authority-data': b64(pki.caCert) } }],
+      users: [{ name: `${name}-admin`, user: { 'client-certificate-data': b64(pki.adminCert), 'client-key-data': b64(pki.adminKey) } }],
+      contexts: [{ name, context: { cluster: name, user: `${name}-admin` } }],
+      'current-context': name,
+    },
+    null,
+    2,
+  );
+}
+
+function envFile(plan: FederationPlan): string {
+  const registry = plan.clusters.find((c) => c.role === 'registry') as ClusterPlan;
+  const lines = [
+    '# Source this file: `. .gpufed/dev/env`. Written by `gpufed dev up`.',
+    `export GPUFED_DEV_DIR=${plan.dir}`,
+    `export GPUFED_REGISTRY_KUBECONFIG=${registry.kubeconfig}`,
+    ...plan.clusters.filter((c) => c.role === 'provider').map((c) => `export GPUFED_PROVIDER_${c.name.toUpperCase().replace(/-/g, '_')}_KUBECONFIG=${c.kubeconfig}`),
+    `# Every cluster as a context (gpufed-registry, gpufed-alice, …); the registry is current.`,
+    `export KUBECONFIG=${plan.clusters.map((c) => c.kubeconfig).join(':')}`,
+    `export PATH=${plan.binDir}:$PATH`,
+  ];
+  return lines.join('\n') + '\n';
+}
+
+/** One health probe; resolves with whether it passed and a short detail. */
+export function probe(check: HealthCheck, pki?: Pki, timeoutMs = 2000): Promise<{ ok: boolean; detail: string }> {
+  return new Promise((resolve) => {
+    const url = new URL(check.url);
+    const opts = { method: 'GET', timeout: timeoutMs };
+    const done = (ok: boolean, detail: string) => resolve({ ok, detail });
+    const onResponse = (res: import('node:http').IncomingMessage) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        const ok = res.statusCode === 200 && (check.kind !== 'etcd' || /"health":\s*"true"/.test(body));
+        done(ok, ok ? 'ok' : `HTTP ${res.statusCode}: ${body.trim().split('\n').slice(-3).join(' ').slice(0, 200)}`);
+      });
+    };
+    const req =
+      url.protocol === 'https:'
+        ? httpsRequest(url, {
+            ...opts,
+            ...(check.kind === 'apiserver' && pki
+              ? { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) }
+              : { rejectUnauthorized: false }),
+          }, onResponse)
+        : httpRequest(url, opts, onResponse);
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (e) => done(false, e.message));
+    req.end();
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function logTail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function waitHealthy(c: ComponentPlan, pid: number, pki: Pki, deadline: number): Promise<void> {
+  let last = '';
+  while (Date.now() < deadline) {
+    if (!isAlive(pid)) throw new Error(`${c.name} exited during start-up; last lines of ${c.log}:\n${logTail(c.log)}`);
+    const r = await probe(c.health, pki);
+    if (r.ok) return;
+    last = r.detail;
+    await sleep(250);
+  }
+  throw new Error(`${c.name} did not become healthy at ${c.health.url} (${last}); last lines of ${c.log}:\n${logTail(c.log)}`);
+}
+
+async function until<T>(what: string, deadline: number, fn: () => Promise<T | undefined>): Promise<T> {
+  let lastError = '';
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      lastError = (e as Error).message;
+    }
+    await sleep(300);
+  }
+  throw new Error(`Timed out waiting for ${what}${lastError ? ` (${lastError})` : ''}`);
+}
+
+export function objectClient(kubeconfig: string): k8s.KubernetesObjectApi {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  return k8s.KubernetesObjectApi.makeApiClient(kc);
+}
+
+async function createIfMissing(client: k8s.KubernetesObjectApi, obj: k8s.KubernetesObject): Promise<void> {
+  try {
+    await client.create(obj);
+  } catch (e) {
+    if (!isConflict(e)) throw explain(`Creating ${obj.kind} ${obj.metadata?.name ?? ''}`, e);
+  }
+}
+
+/** The CRDs from crds/ (the one source of truth), parsed. */
+export function crdManifests(): k8s.KubernetesObject[] {
+  const dir = join(repoRoot(), 'crds');
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .map((f) => parseYaml(readFileSync(join(dir, f), 'utf8')) as k8s.KubernetesObject);
+}
+
+async function bootstrapRegistry(cluster: ClusterPlan, deadline: number): Promise<number> {
+  const client = objectClient(cluster.kubeconfig);
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(cluster.kubeconfig);
+  const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
+  const crds = crdManifests();
+  for (const crd of crds) await createIfMissing(client, crd);
+  for (const crd of crds) {
+    const name = crd.metadata?.name ?? '';
+    await until(`CRD ${name} to be Established`, deadline, async () => {
+      const got = await ext.readCustomResourceDefinition({ name });
+      return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
+    });
+  }
+  return crds.length;
+}
+
+async function bootstrapProvider(cluster: ClusterPlan, deadline: number): Promise<number> {
+  const client = objectClient(cluster.kubeconfig);
+  // k3s ships this RuntimeClass when it finds the NVIDIA container runtime; job pods name it.
+  await createIfMissing(client, { apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: { name: 'nvidia' }, handler: 'nvidia' } as k8s.KubernetesObject);
+  const provider = cluster.provider;
+  if (!provider) return 0;
+  for (const node of provider.nodes) await createIfMissing(client, nodeManifest(provider, node) as k8s.KubernetesObject);
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(cluster.kubeconfig);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  await until(`${provider.nodes.length} nodes of ${cluster.name} to be Ready`, deadline, async () => {
+    const nodes = await core.listNode();
+    const ready = nodes.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    return ready.length >= provider.nodes.length ? true : undefined;
+  });
+  // The controller-manager creates each namespace's `default` ServiceAccount; pods need it.
+  await until(`the default ServiceAccount in ${cluster.name}`, deadline, async () => {
+    await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' });
+    return true;
+  });
+  return provider.nodes.length;
+}
+
+/**
+ * Starts the local federation and waits until every component is healthy, the registry serves the
+ * CRDs, and every provider's nodes are Ready. Throws AlreadyRunningError when one is running in `dir`.
+ */
+export async function up(opts: UpOptions = {}): Promise<FederationState> {
+  const dir = opts.dir ?? devDir();
+  const bins = opts.binDir ?? defaultBinDir();
+  const log = opts.log ?? (() => undefined);
+  const deadline = Date.now() + (opts.timeoutMs ?? 180_000);
+  const existing = readState(dir);
+  if (existing && Object.values(existing.pids).some(isAlive)) throw new AlreadyRunningError(existing);
+  if (existing) rmSync(dir, { recursive: true, force: true }); // stale: its processes are gone
+
+  const missing = REQUIRED_BINARIES.filter((b) => !existsSync(join(bins, b)));
+  if (missing.length > 0) throw new MissingToolsError(missing, bins);
+  const providers = selectProviders(loadFleet(opts.fleetFile), opts.providers ?? 2);
+
+  const t0 = Date.now();
+  const timings: Record<string, number> = {};
+  // Every `up` is a fresh federation: no objects from an earlier run, only the certificates reused.
+  for (const d of ['etcd', 'logs', 'certs']) rmSync(join(dir, d), { recursive: true, force: true });
+  const mark = (phase: string, since: number) => (timings[phase] = Date.now() - since);
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const pki = await ensurePki(dir);
+  await Promise.all(['registry', ...providers.map((p) => p.name)].map((c) => ensureServiceAccountKey(pki, c)));
+  mark('pki', t0);
+
+  const plan = planFederation({ dir, binDir: bins, providers, kwokStages: join(repoRoot(), 'cli', 'src', 'dev', 'kwok-stages.yaml') }, await freePorts(portsNeeded(providers.length)));
+  for (const c of plan.clusters) writeFileSync(c.kubeconfig, kubeconfigYaml(c, pki), { mode: 0o600 });
+  writeFileSync(join(dir, 'env'), envFile(plan));
+  const state: FederationState = { version: 1, dir, startedAt: new Date().toISOString(), timings, plan, pids: {} };
+  writeState(state);
+
+  try {
+    for (const stage of [0, 1, 2] as const) {
+      const ts = Date.now();
+      const batch = plan.components.filter((c) => c.stage === stage);
+      for (const c of batch) {
+        state.pids[c.name] = startDetached(c.binary, c.args, c.log);
+        writeState(state);
+      }
+      log(`Started ${batch.map((c) => c.name).join(', ')}`);
+      const boot =
+        stage === 2
+          ? plan.clusters.map(async (cl) => {
+              const n = cl.role === 'registry' ? await bootstrapRegistry(cl, deadline) : await bootstrapProvider(cl, deadline);
+              log(cl.role === 'registry' ? `registry: ${n} CRDs established` : `${cl.name}: ${n} KWOK nodes Ready`);
+            })
+          : [];
+      await Promise.all([...batch.map((c) => waitHealthy(c, state.pids[c.name] as number, pki, deadline)), ...boot]);
+      mark(['etcd', 'apiservers', 'controllers+bootstrap'][stage] as string, ts);
+      log(`Healthy: ${batch.map((c) => c.name).join(', ')} (${((Date.now() - ts) / 1000).toFixed(1)}s)`);
+    }
+  } catch (e) {
+    log(`Start-up failed; stopping what was started`);
+    await down(dir);
+    throw e;
+  }
+  mark('total', t0);
+  state.readyAt = new Date().toISOString();
+  writeState(state);
+  return state;
+}
+
+export interface DownResult {
+  stopped: string[];
+  /** Processes still mentioning the directory afterwards (should be none). */
+  leftover: { pid: number; cmdline: string }[];
+}
+
+/** Stops every component (controllers first, etcd last) and any straggler naming the directory. */
+export async function down(dir: string = devDir(), opts: { purge?: boolean } = {}): Promise<DownResult> {
+  const state = readState(dir);
+  const stopped: string[] = [];
+  if (state) {
+    const byStage = [2, 1, 0].map((s) => state.plan.components.filter((c) => c.stage === s));
+    for (const batch of byStage) {
+      await Promise.all(
+        batch.map(async (c) => {
+          const pid = state.pids[c.name];
+          if (pid !== undefined && isAlive(pid)) {
+            await stopProcess(pid);
+            stopped.push(c.name);
+          }
+        }),
+      );
+    }
+  }
+  for (const p of processesMentioning(dir)) await stopProcess(p.pid, 2000);
+  const leftover = processesMentioning(dir);
+  if (state && leftover.length === 0) {
+    rmSync(join(dir, STATE_FILE), { force: true });
+    if (opts.purge) rmSync(dir, { recursive: true, force: true });
+  }
+  return { stopped, leftover };
+}
+
+export interface ComponentStatus {
+  name: string;
+  pid?: number;
+  running: boolean;
+  healthy: boolean;
+  detail: string;
+  endpoint: string;
+}
+
+export interface StatusReport {
+  dir: string;
+  running: boolean;
+  startedAt?: string;
+  readyAt?: string;
+  timings?: Record<string, number>;
+  components: ComponentStatus[];
+  clusters: { name: string; role: string; server: string; kubeconfig: string; nodesReady?: number; nodesTotal?: number }[];
+}
+
+/** Probes every component of the federation in `dir`; `running` means all are alive and healthy. */
+export async function status(dir: string = devDir()): Promise<StatusReport> {
+  const state = readState(dir);
+  if (!state) return { dir, running: false, components: [], clusters: [] };
+  const pki = pkiPaths(dir);
+  const components = await Promise.all(
+    state.plan.components.map(async (c): Promise<ComponentStatus> => {
+      const pid = state.pids[c.name];
+      const running = pid !== undefined && isAlive(pid);
+      const r = running ? await probe(c.health, pki) : { ok: false, detail: pid === undefined ? 'not started' : 'not running' };
+      return { name: c.name, ...(pid !== undefined ? { pid } : {}), running, healthy: r.ok, detail: r.detail, endpoint: c.health.url };
+    }),
+  );
+  const clusters = await Promise.all(
+    state.plan.clusters.map(async (cl) => {
+      const row: StatusReport['clusters'][number] = { name: cl.name, role: cl.role, server: cl.server, kubeconfig: cl.kubeconfig };
+      if (cl.role === 'provider' && components.find((c) => c.name === `${cl.name}/kube-apiserver`)?.healthy) {
+        const kc = new k8s.KubeConfig();
+        kc.loadFromFile(cl.kubeconfig);
+        const nodes = await kc.makeApiClient(k8s.CoreV1Api).listNode();
+        row.nodesTotal = nodes.items.length;
+        row.nodesReady = nodes.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
+      }
+      return row;
+    }),
+  );
+  const report: StatusReport = { dir, running: components.every((c) => c.healthy), startedAt: state.startedAt, timings: state.timings, components, clusters };
+  if (state.readyAt) report.readyAt = state.readyAt;
+  return report;
+}

@@ -1,0 +1,76 @@
+import { planFederation, portsNeeded, type PlanInput } from './plan.js';
+import { selectProviders, parseFleet } from './fleet.js';
+
+const fleet = parseFleet('providers:\n  - {name: alice, nodes: [{name: a1}]}\n  - {name: bob, nodes: [{name: b1}]}\n');
+const input = (n = 2): PlanInput => ({ dir: '/tmp/fed', binDir: '/cache/bin', providers: selectProviders(fleet, n), kwokStages: '/repo/stages.yaml' });
+const ports = (n: number) => Array.from({ length: portsNeeded(n) }, (_, i) => 20000 + i);
+const arg = (args: string[], flag: string) => args.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
+
+describe('planFederation', () => {
+  const plan = planFederation(input(), ports(2));
+
+  it('plans one etcd, a registry with API server and KCM, and full provider clusters', () => {
+    expect(plan.components.map((c) => c.name)).toEqual([
+      'etcd',
+      'registry/kube-apiserver',
+      'registry/kube-controller-manager',
+      'alice/kube-apiserver',
+      'alice/kube-controller-manager',
+      'bob/kube-apiserver',
+      'bob/kube-controller-manager',
+      'alice/kube-scheduler',
+      'alice/kwok',
+      'bob/kube-scheduler',
+      'bob/kwok',
+    ]);
+    expect(plan.clusters.map((c) => [c.name, c.role])).toEqual([['registry', 'registry'], ['alice', 'provider'], ['bob', 'provider']]);
+  });
+
+  it('gives every endpoint its own port', () => {
+    const peer = arg(plan.components[0]!.args, '--listen-peer-urls')!;
+    const used = [peer, ...plan.components.map((c) => c.health.url)].map((u) => new URL(u).port);
+    expect(new Set(used).size).toBe(used.length);
+    expect(portsNeeded(2)).toBe(2 + 6 + 4);
+  });
+
+  it('shares one etcd between clusters under distinct prefixes', () => {
+    const apiservers = plan.components.filter((c) => c.name.endsWith('/kube-apiserver'));
+    expect(apiservers.map((c) => arg(c.args, '--etcd-servers'))).toEqual(Array(3).fill(plan.etcd.clientUrl));
+    expect(apiservers.map((c) => arg(c.args, '--etcd-prefix'))).toEqual(['/gpufed/registry', '/gpufed/alice', '/gpufed/bob']);
+  });
+
+  it('runs every API server with RBAC, loopback only, and its own service-account key', () => {
+    for (const c of plan.components.filter((x) => x.name.endsWith('/kube-apiserver'))) {
+      expect(arg(c.args, '--authorization-mode')).toBe('Node,RBAC');
+      expect(arg(c.args, '--bind-address')).toBe('127.0.0.1');
+      expect(arg(c.args, '--endpoint-reconciler-type')).toBe('none');
+      expect(arg(c.args, '--service-account-signing-key-file')).toBe(`/tmp/fed/pki/sa-${c.cluster}.key`);
+    }
+  });
+
+  it('points each cluster component at its own cluster and the binaries at the cache', () => {
+    const kwok = plan.components.find((c) => c.name === 'bob/kwok')!;
+    expect(kwok.binary).toBe('/cache/bin/kwok');
+    expect(arg(kwok.args, '--kubeconfig')).toBe('/tmp/fed/provider-bob.kubeconfig');
+    expect(arg(kwok.args, '--config')).toBe('/repo/stages.yaml');
+    expect(arg(kwok.args, '--manage-nodes-with-annotation-selector')).toBe('kwok.x-k8s.io/node=fake');
+    const kcm = plan.components.find((c) => c.name === 'registry/kube-controller-manager')!;
+    expect(arg(kcm.args, '--kubeconfig')).toBe('/tmp/fed/registry.kubeconfig');
+    expect(arg(kcm.args, '--service-account-private-key-file')).toBe('/tmp/fed/pki/sa-registry.key');
+  });
+
+  it('orders start-up: etcd, then API servers, then what talks to them', () => {
+    expect(plan.components.filter((c) => c.stage === 0).map((c) => c.name)).toEqual(['etcd']);
+    expect(plan.components.filter((c) => c.stage === 1).every((c) => c.name.endsWith('/kube-apiserver'))).toBe(true);
+  });
+
+  it('scales with the number of providers', () => {
+    const p = planFederation(input(3), ports(3));
+    expect(p.clusters.map((c) => c.name)).toEqual(['registry', 'alice', 'bob', 'provider-3']);
+    expect(p.components).toHaveLength(1 + 2 + 4 * 3);
+  });
+
+  it('refuses too few ports', () => {
+    expect(() => planFederation(input(), ports(1))).toThrow(/12 needed/);
+  });
+});

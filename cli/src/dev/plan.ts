@@ -1,0 +1,208 @@
+// The local federation's plan: which clusters, which processes, on which loopback ports, with which
+// flags. Pure (ports are handed in), so the harness's configuration is unit-tested without starting
+// anything; federation.ts turns a plan into running processes.
+import { join } from 'node:path';
+import type { FleetProvider } from './fleet.js';
+
+export type Role = 'registry' | 'provider';
+export type HealthCheck =
+  | { kind: 'etcd'; url: string }
+  | { kind: 'apiserver'; url: string }
+  | { kind: 'https'; url: string } // self-signed serving cert, anonymous /healthz
+  | { kind: 'http'; url: string };
+
+export interface ComponentPlan {
+  /** Unique, e.g. `etcd`, `registry/kube-apiserver`, `alice/kwok`. */
+  name: string;
+  cluster?: string;
+  binary: string;
+  args: string[];
+  log: string;
+  health: HealthCheck;
+  /** Start order: 0 etcd, 1 API servers, 2 everything that talks to an API server. */
+  stage: 0 | 1 | 2;
+}
+
+export interface ClusterPlan {
+  name: string;
+  role: Role;
+  server: string;
+  /** Admin kubeconfig (system:masters), also used by the cluster's own components. */
+  kubeconfig: string;
+  etcdPrefix: string;
+  provider?: FleetProvider;
+}
+
+export interface FederationPlan {
+  dir: string;
+  binDir: string;
+  etcd: { clientUrl: string };
+  clusters: ClusterPlan[];
+  components: ComponentPlan[];
+}
+
+export interface PlanInput {
+  dir: string;
+  binDir: string;
+  providers: FleetProvider[];
+  /** The KWOK stage file (see kwok-stages.yaml). */
+  kwokStages: string;
+}
+
+/** Ports a plan needs: etcd client+peer, then API server + KCM per cluster, scheduler + KWOK per provider. */
+export function portsNeeded(providers: number): number {
+  return 2 + 2 * (providers + 1) + 2 * providers;
+}
+
+export function kubeconfigPath(dir: string, cluster: string): string {
+  return join(dir, cluster === 'registry' ? 'registry.kubeconfig' : `provider-${cluster}.kubeconfig`);
+}
+
+/** Flags shared by the controller-manager and the scheduler: delegated auth with open health paths. */
+function delegated(kubeconfig: string, port: number, certDir: string): string[] {
+  return [
+    `--kubeconfig=${kubeconfig}`,
+    `--authentication-kubeconfig=${kubeconfig}`,
+    `--authorization-kubeconfig=${kubeconfig}`,
+    '--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics',
+    '--leader-elect=false',
+    '--bind-address=127.0.0.1',
+    `--secure-port=${port}`,
+    `--cert-dir=${certDir}`,
+  ];
+}
+
+export function planFederation(input: PlanInput, ports: number[]): FederationPlan {
+  if (ports.length < portsNeeded(input.providers.length)) {
+    throw new Error(`planFederation: ${ports.length} ports given, ${portsNeeded(input.providers.length)} needed`);
+  }
+  const queue = [...ports];
+  const port = (): number => queue.shift() as number;
+  const { dir, binDir } = input;
+  const pki = join(dir, 'pki');
+  const logs = join(dir, 'logs');
+  const bin = (b: string) => join(binDir, b);
+  const [etcdClient, etcdPeer] = [port(), port()];
+  const etcdUrl = `http://127.0.0.1:${etcdClient}`;
+
+  const components: ComponentPlan[] = [
+    {
+      name: 'etcd',
+      binary: bin('etcd'),
+      stage: 0,
+      log: join(logs, 'etcd.log'),
+      health: { kind: 'etcd', url: `${etcdUrl}/health` },
+      args: [
+        '--name=gpufed-dev',
+        `--data-dir=${join(dir, 'etcd')}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+        `--initial-cluster=gpufed-dev=http://127.0.0.1:${etcdPeer}`,
+        '--initial-cluster-state=new',
+        // A throwaway dev store on loopback: durability is not worth fsync latency on 2 cores.
+        '--unsafe-no-fsync=true',
+        '--auto-compaction-retention=1',
+        '--quota-backend-bytes=4294967296',
+        '--log-level=warn',
+      ],
+    },
+  ];
+
+  const clusters: ClusterPlan[] = [];
+  const roles: { name: string; role: Role; provider?: FleetProvider }[] = [
+    { name: 'registry', role: 'registry' },
+    ...input.providers.map((p) => ({ name: p.name, role: 'provider' as const, provider: p })),
+  ];
+  for (const r of roles) {
+    const apiPort = port();
+    const server = `https://127.0.0.1:${apiPort}`;
+    const kubeconfig = kubeconfigPath(dir, r.name);
+    const certDir = join(dir, 'certs', r.name);
+    const cluster: ClusterPlan = { name: r.name, role: r.role, server, kubeconfig, etcdPrefix: `/gpufed/${r.name}` };
+    if (r.provider) cluster.provider = r.provider;
+    clusters.push(cluster);
+    components.push({
+      name: `${r.name}/kube-apiserver`,
+      cluster: r.name,
+      binary: bin('kube-apiserver'),
+      stage: 1,
+      log: join(logs, `${r.name}-kube-apiserver.log`),
+      health: { kind: 'apiserver', url: `${server}/readyz` },
+      args: [
+        `--etcd-servers=${etcdUrl}`,
+        `--etcd-prefix=${cluster.etcdPrefix}`,
+        '--bind-address=127.0.0.1',
+        `--secure-port=${apiPort}`,
+        // Loopback advertise address is only accepted with no endpoint reconciler; nothing here
+        // needs the `kubernetes` Service endpoints.
+        '--advertise-address=127.0.0.1',
+        '--endpoint-reconciler-type=none',
+        `--cert-dir=${certDir}`,
+        `--tls-cert-file=${join(pki, 'serving.crt')}`,
+        `--tls-private-key-file=${join(pki, 'serving.key')}`,
+        `--client-ca-file=${join(pki, 'ca.crt')}`,
+        `--service-account-issuer=https://${r.name}.gpufed.local`,
+        `--service-account-key-file=${join(pki, `sa-${r.name}.pub`)}`,
+        `--service-account-signing-key-file=${join(pki, `sa-${r.name}.key`)}`,
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--authorization-mode=Node,RBAC',
+        '--allow-privileged=true',
+        '--enable-priority-and-fairness=false',
+        '--profiling=false',
+        '--event-ttl=1h',
+      ],
+    });
+    const kcmPort = port();
+    components.push({
+      name: `${r.name}/kube-controller-manager`,
+      cluster: r.name,
+      binary: bin('kube-controller-manager'),
+      stage: 2,
+      log: join(logs, `${r.name}-kube-controller-manager.log`),
+      health: { kind: 'https', url: `https://127.0.0.1:${kcmPort}/healthz` },
+      args: [
+        ...delegated(kubeconfig, kcmPort, join(dir, 'certs', `${r.name}-kcm`)),
+        `--root-ca-file=${join(pki, 'ca.crt')}`,
+        `--service-account-private-key-file=${join(pki, `sa-${r.name}.key`)}`,
+        `--cluster-signing-cert-file=${join(pki, 'ca.crt')}`,
+        `--cluster-signing-key-file=${join(pki, 'ca.key')}`,
+        '--controllers=*',
+        '--use-service-account-credentials=false',
+      ],
+    });
+  }
+  for (const cl of clusters) {
+    if (cl.role !== 'provider') continue;
+    const schedPort = port();
+    const kwokPort = port();
+    components.push({
+      name: `${cl.name}/kube-scheduler`,
+      cluster: cl.name,
+      binary: bin('kube-scheduler'),
+      stage: 2,
+      log: join(logs, `${cl.name}-kube-scheduler.log`),
+      health: { kind: 'https', url: `https://127.0.0.1:${schedPort}/healthz` },
+      args: delegated(cl.kubeconfig, schedPort, join(dir, 'certs', `${cl.name}-scheduler`)),
+    });
+    components.push({
+      name: `${cl.name}/kwok`,
+      cluster: cl.name,
+      binary: bin('kwok'),
+      stage: 2,
+      log: join(logs, `${cl.name}-kwok.log`),
+      health: { kind: 'http', url: `http://127.0.0.1:${kwokPort}/healthz` },
+      args: [
+        `--kubeconfig=${cl.kubeconfig}`,
+        `--config=${input.kwokStages}`,
+        '--manage-all-nodes=false',
+        '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+        '--node-ip=127.0.0.1',
+        '--node-lease-duration-seconds=40',
+        `--server-address=127.0.0.1:${kwokPort}`,
+      ],
+    });
+  }
+  return { dir, binDir, etcd: { clientUrl: etcdUrl }, clusters, components };
+}

@@ -1,0 +1,77 @@
+// What integration tests know about the shared local federation started in global-setup.ts.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { readState, type FederationState } from '../../cli/src/dev/federation.js';
+import { binDir, repoRoot } from '../../cli/src/dev/paths.js';
+
+/** The integration suite's federation directory (not the developer's .gpufed/dev). */
+export function testDir(): string {
+  return process.env.GPUFED_TEST_DIR ?? join(repoRoot(), '.gpufed', 'test');
+}
+
+export function testFederation(): FederationState {
+  const state = readState(testDir());
+  if (!state?.readyAt) throw new Error(`No ready test federation in ${testDir()}; global-setup.ts should have started it`);
+  return state;
+}
+
+export function kubeconfigOf(cluster: string): string {
+  const c = testFederation().plan.clusters.find((x) => x.name === cluster);
+  if (!c) throw new Error(`No cluster ${cluster} in the test federation`);
+  return c.kubeconfig;
+}
+
+export function kubeConfig(cluster: string): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kubeconfigOf(cluster));
+  return kc;
+}
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const execFileP = promisify(execFile);
+
+/** Runs a command, never throwing on a non-zero exit (tests assert on the code and output). */
+export async function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CommandResult> {
+  const child = execFileP(cmd, args, { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20 });
+  if (opts.input !== undefined) {
+    child.child.stdin?.end(opts.input);
+  }
+  try {
+    const { stdout, stderr } = await child;
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number | string; stdout?: string; stderr?: string; message: string };
+    return { code: typeof err.code === 'number' ? err.code : 1, stdout: err.stdout ?? '', stderr: err.stderr ?? err.message };
+  }
+}
+
+/** kubectl (the one built with the control plane when present) against one cluster of the federation. */
+export function kubectl(cluster: string, args: string[], input?: string): Promise<CommandResult> {
+  const bin = join(binDir(), 'kubectl');
+  return run(existsSync(bin) ? bin : 'kubectl', ['--kubeconfig', kubeconfigOf(cluster), ...args], input === undefined ? {} : { input });
+}
+
+
+/** Polls `fn` until it returns a value (not undefined) or `timeoutMs` passes. */
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
