@@ -1,0 +1,3 @@
+// The gpufed API: types generated from crds/*.yaml, and the condition vocabulary beside them.
+export * from './types.generated.js';
+export * from './conditions.js';
