@@ -7,8 +7,8 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { explain, isConflict } from '../../../operator/src/kube/errors.js';
+import { fromPlain, loadManifest } from '../../../operator/src/kube/manifests.js';
 import { nodeManifest, parseFleet, selectProviders, type Fleet } from './fleet.js';
 import { binDir as defaultBinDir, devDir, repoRoot } from './paths.js';
 import { ensurePki, ensureServiceAccountKey, pkiPaths, type Pki } from './pki.js';
@@ -200,13 +200,13 @@ async function createIfMissing(client: k8s.KubernetesObjectApi, obj: k8s.Kuberne
   }
 }
 
-/** The CRDs from crds/ (the one source of truth), parsed. */
-export function crdManifests(): k8s.KubernetesObject[] {
+/** The CRDs from crds/ (the one source of truth), as client-node models. */
+export function crdManifests(): k8s.V1CustomResourceDefinition[] {
   const dir = join(repoRoot(), 'crds');
   return readdirSync(dir)
     .filter((f) => f.endsWith('.yaml'))
     .sort()
-    .map((f) => parseYaml(readFileSync(join(dir, f), 'utf8')) as k8s.KubernetesObject);
+    .map((f) => loadManifest<k8s.V1CustomResourceDefinition>(readFileSync(join(dir, f), 'utf8')));
 }
 
 async function bootstrapRegistry(cluster: ClusterPlan, deadline: number): Promise<number> {
@@ -229,10 +229,10 @@ async function bootstrapRegistry(cluster: ClusterPlan, deadline: number): Promis
 async function bootstrapProvider(cluster: ClusterPlan, deadline: number): Promise<number> {
   const client = objectClient(cluster.kubeconfig);
   // k3s ships this RuntimeClass when it finds the NVIDIA container runtime; job pods name it.
-  await createIfMissing(client, { apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: { name: 'nvidia' }, handler: 'nvidia' } as k8s.KubernetesObject);
+  await createIfMissing(client, fromPlain({ apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: { name: 'nvidia' }, handler: 'nvidia' }));
   const provider = cluster.provider;
   if (!provider) return 0;
-  for (const node of provider.nodes) await createIfMissing(client, nodeManifest(provider, node) as k8s.KubernetesObject);
+  for (const node of provider.nodes) await createIfMissing(client, fromPlain(nodeManifest(provider, node)));
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(cluster.kubeconfig);
   const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -247,6 +247,29 @@ async function bootstrapProvider(cluster: ClusterPlan, deadline: number): Promis
     return true;
   });
   return provider.nodes.length;
+}
+
+const STAGE_NAMES = ['etcd', 'apiservers', 'controllers+bootstrap'] as const;
+
+/** Starts one stage's processes (recording each pid at once) and waits for them and, in the last stage, the bootstrap. */
+async function startStage(state: FederationState, stage: 0 | 1 | 2, pki: Pki, deadline: number, log: (line: string) => void): Promise<void> {
+  const ts = Date.now();
+  const batch = state.plan.components.filter((c) => c.stage === stage);
+  for (const c of batch) {
+    state.pids[c.name] = startDetached(c.binary, c.args, c.log);
+    writeState(state);
+  }
+  log(`Started ${batch.map((c) => c.name).join(', ')}`);
+  const boot =
+    stage === 2
+      ? state.plan.clusters.map(async (cl) => {
+          const n = cl.role === 'registry' ? await bootstrapRegistry(cl, deadline) : await bootstrapProvider(cl, deadline);
+          log(cl.role === 'registry' ? `registry: ${n} CRDs established` : `${cl.name}: ${n} KWOK nodes Ready`);
+        })
+      : [];
+  await Promise.all([...batch.map((c) => waitHealthy(c, state.pids[c.name] as number, pki, deadline)), ...boot]);
+  state.timings[STAGE_NAMES[stage]] = Date.now() - ts;
+  log(`Healthy: ${batch.map((c) => c.name).join(', ')} (${((Date.now() - ts) / 1000).toFixed(1)}s)`);
 }
 
 /**
@@ -283,25 +306,7 @@ export async function up(opts: UpOptions = {}): Promise<FederationState> {
   writeState(state);
 
   try {
-    for (const stage of [0, 1, 2] as const) {
-      const ts = Date.now();
-      const batch = plan.components.filter((c) => c.stage === stage);
-      for (const c of batch) {
-        state.pids[c.name] = startDetached(c.binary, c.args, c.log);
-        writeState(state);
-      }
-      log(`Started ${batch.map((c) => c.name).join(', ')}`);
-      const boot =
-        stage === 2
-          ? plan.clusters.map(async (cl) => {
-              const n = cl.role === 'registry' ? await bootstrapRegistry(cl, deadline) : await bootstrapProvider(cl, deadline);
-              log(cl.role === 'registry' ? `registry: ${n} CRDs established` : `${cl.name}: ${n} KWOK nodes Ready`);
-            })
-          : [];
-      await Promise.all([...batch.map((c) => waitHealthy(c, state.pids[c.name] as number, pki, deadline)), ...boot]);
-      mark(['etcd', 'apiservers', 'controllers+bootstrap'][stage] as string, ts);
-      log(`Healthy: ${batch.map((c) => c.name).join(', ')} (${((Date.now() - ts) / 1000).toFixed(1)}s)`);
-    }
+    for (const stage of [0, 1, 2] as const) await startStage(state, stage, pki, deadline, log);
   } catch (e) {
     log(`Start-up failed; stopping what was started`);
     await down(dir);

@@ -128,7 +128,11 @@ describe('GPU resources and GFD labels', () => {
   });
 
   it('builds a KWOK-managed Node with matching capacity and allocatable, region and taints', () => {
-    const m = nodeManifest(bob(), node('bob-a100')) as Record<string, any>;
+    const m = nodeManifest(bob(), node('bob-a100')) as {
+      metadata: { annotations: Record<string, string>; labels: Record<string, string> };
+      spec: { taints?: unknown[] };
+      status: { capacity: Record<string, string>; allocatable: Record<string, string> };
+    };
     expect(m.metadata.annotations['kwok.x-k8s.io/node']).toBe('fake');
     expect(m.metadata.labels['topology.kubernetes.io/region']).toBe('us-east');
     expect(m.status.capacity).toEqual({ cpu: '32', memory: '256Gi', pods: '110', 'nvidia.com/mig-1g.10gb': '7' });

@@ -266,8 +266,8 @@ export function gfdLabels(node: FleetNode): Record<string, string> {
   if (!g) return {};
   const model = GPU_MODELS[g.product];
   if (!model) throw new FleetError(node.name, `unknown GPU ${g.product}`);
-  const [dMajor = '', dMinor = '', dRev = ''] = node.driver.split('.');
-  const [cMajor = '', cMinor = ''] = node.cuda.split('.');
+  const [dMajor, dMinor, dRev] = node.driver.split('.') as [string, string, string]; // validated by parseNode
+  const [cMajor, cMinor] = node.cuda.split('.') as [string, string];
   const sharing = g.timeSlicing ? 'time-slicing' : 'none';
   const labels: Record<string, string> = {
     'feature.node.kubernetes.io/pci-10de.present': 'true',
@@ -299,25 +299,28 @@ export function gfdLabels(node: FleetNode): Record<string, string> {
     'nvidia.com/mps.capable': 'false',
     'nvidia.com/vgpu.present': 'false',
   };
-  if (g.mig) {
-    labels['nvidia.com/mig.strategy'] = 'mixed';
-    for (const [profile, count] of Object.entries(g.mig)) {
-      const p = MIG_PROFILES[g.product]?.[profile];
-      if (!p) continue;
-      const k = `nvidia.com/mig-${profile}`;
-      Object.assign(labels, {
-        [`${k}.count`]: String(count),
-        [`${k}.memory`]: String(p.memoryMiB),
-        [`${k}.multiprocessors`]: String(p.multiprocessors),
-        [`${k}.slices.gi`]: String(p.slices),
-        [`${k}.slices.ci`]: String(p.slices),
-        [`${k}.engines.copy`]: String(p.slices),
-        [`${k}.engines.decoder`]: String(Math.floor(p.slices / 2)),
-        [`${k}.engines.encoder`]: '0',
-        [`${k}.engines.jpeg`]: String(p.slices === 7 ? 1 : 0),
-        [`${k}.engines.ofa`]: String(p.slices === 7 ? 1 : 0),
-      });
-    }
+  return g.mig ? { ...labels, ...migLabels(g.product, g.mig) } : labels;
+}
+
+/** GFD's labels for the MIG "mixed" strategy: one family of labels per profile. */
+function migLabels(product: string, mig: Record<string, number>): Record<string, string> {
+  const labels: Record<string, string> = { 'nvidia.com/mig.strategy': 'mixed' };
+  for (const [profile, count] of Object.entries(mig)) {
+    const p = MIG_PROFILES[product]?.[profile];
+    if (!p) continue;
+    const k = `nvidia.com/mig-${profile}`;
+    Object.assign(labels, {
+      [`${k}.count`]: String(count),
+      [`${k}.memory`]: String(p.memoryMiB),
+      [`${k}.multiprocessors`]: String(p.multiprocessors),
+      [`${k}.slices.gi`]: String(p.slices),
+      [`${k}.slices.ci`]: String(p.slices),
+      [`${k}.engines.copy`]: String(p.slices),
+      [`${k}.engines.decoder`]: String(Math.floor(p.slices / 2)),
+      [`${k}.engines.encoder`]: '0',
+      [`${k}.engines.jpeg`]: String(p.slices === 7 ? 1 : 0),
+      [`${k}.engines.ofa`]: String(p.slices === 7 ? 1 : 0),
+    });
   }
   return labels;
 }

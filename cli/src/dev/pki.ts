@@ -24,8 +24,8 @@ async function openssl(args: string[]): Promise<void> {
     await run('openssl', args, { maxBuffer: 1 << 20 });
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
-    if (err.code === 'ENOENT') throw new Error('openssl is not installed; install it (apt-get install openssl) and retry');
-    throw new Error(`openssl ${args[0]} failed: ${err.stderr ?? err.message}`);
+    if (err.code === 'ENOENT') throw new Error('openssl is not installed; install it (apt-get install openssl) and retry', { cause: e });
+    throw new Error(`openssl ${args[0]} failed: ${err.stderr ?? err.message}`, { cause: e });
   }
 }
 

@@ -24,7 +24,7 @@ function statusBody(e: unknown): StatusBody | undefined {
       return { message: body };
     }
   }
-  return typeof body === 'object' && body !== null ? (body as StatusBody) : undefined;
+  return typeof body === 'object' && body !== null ? body : undefined;
 }
 
 /** The API server's own message (e.g. which field a CEL rule rejected), not the HTTP dump. */
