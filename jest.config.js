@@ -1,5 +1,10 @@
 // Two projects: `unit` (pure logic, no processes) and `integration` (the real local federation,
 // started once in globalSetup and shared by every integration test file).
+import { join } from 'node:path';
+
+// The integration federation's directory, decided once here so globalSetup, the tests (workers
+// inherit the environment) and globalTeardown agree. Not .gpufed/dev: a developer's demo stays up.
+process.env.GPUFED_TEST_DIR ??= join(import.meta.dirname, '.gpufed', 'test');
 const common = {
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
@@ -18,9 +23,10 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
-      globalSetup: '<rootDir>/test/support/global-setup.ts',
-      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+      globalSetup: '<rootDir>/test/support/global-setup.js',
+      globalTeardown: '<rootDir>/test/support/global-teardown.js',
       slowTestThreshold: 60,
+      setupFilesAfterEnv: ['<rootDir>/test/support/integration-timeout.ts'],
     },
   ],
 };

@@ -5,6 +5,7 @@
 #   tools/build.sh            build what is missing (a warm run only checks the keys)
 #   tools/build.sh --list     print "name key path" of each tool without building
 #
+# kubectl is built with the control plane so the tests use one that matches the servers.
 # Binaries end up in $GPUFED_CACHE/tools/<tool>-<key>/ and are linked from $GPUFED_CACHE/bin,
 # which is where the harness looks (GPUFED_BIN_DIR overrides).
 set -euo pipefail
@@ -34,7 +35,7 @@ tool_rows() {
   hv+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$K8S_MINOR"
   hv+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$K8S_MINOR"
   echo "etcd|etcd|go.etcd.io/etcd/server/v3|etcd|"
-  echo "k8s|k8s|k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler|kube-apiserver kube-controller-manager kube-scheduler|$kv"
+  echo "k8s|k8s|k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl|kube-apiserver kube-controller-manager kube-scheduler kubectl|$kv"
   echo "kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|kwok|"
   echo "kube-state-metrics|kube-state-metrics|k8s.io/kube-state-metrics/v2|kube-state-metrics|"
   echo "helm|helm|helm.sh/helm/v3/cmd/helm|helm|$hv"

@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { readState, type FederationState } from '../../cli/src/dev/federation.js';
-import { binDir, repoRoot } from '../../cli/src/dev/paths.js';
+import { binDir } from '../../cli/src/dev/paths.js';
 
 /** The integration suite's federation directory (not the developer's .gpufed/dev). */
 export function testDir(): string {
-  return process.env.GPUFED_TEST_DIR ?? join(repoRoot(), '.gpufed', 'test');
+  const dir = process.env.GPUFED_TEST_DIR;
+  if (!dir) throw new Error('GPUFED_TEST_DIR is not set; run the integration tests through jest.config.js');
+  return dir;
 }
 
 export function testFederation(): FederationState {
