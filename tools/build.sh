@@ -93,6 +93,10 @@ while IFS='|' read -r name dir pkgs outs ldflags; do
     [ -f "$dest.tmp/v2" ] && mv "$dest.tmp/v2" "$dest.tmp/kube-state-metrics"
     for o in $outs; do [ -x "$dest.tmp/$o" ] || { echo "error: $name did not produce $o" >&2; exit 1; }; done
     touch "$dest.tmp/.complete"; rm -rf "$dest"; mv "$dest.tmp" "$dest"
+    # Builds of this tool under older pins are superseded: keep the cache from growing without bound.
+    for old in "$cache/tools/$name"-*; do
+      [[ "$old" != "$dest" && "${old#"$cache/tools/$name"-}" =~ ^[0-9a-f]{16}$ ]] && rm -rf "$old"
+    done
     echo "[$i/$total] $name: built in $(($(date +%s) - start))s"
     built=$((built + 1))
   fi

@@ -1,13 +1,18 @@
 #!/usr/bin/env node
 // gpufed: one CLI for providers, renters and federation operators (also `kubectl gpufed`).
 import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { devCommand } from './commands/dev.js';
+import { repoRoot } from './dev/paths.js';
 import { UsageError } from './output.js';
+
+const { version } = JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
 
 export function program(): Command {
   const p = new Command('gpufed')
     .description('Federate home GPU clusters into one market: run, rent and settle GPU time')
-    .version(process.env.npm_package_version ?? '0.1.0')
+    .version(version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   p.addCommand(devCommand());
