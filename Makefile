@@ -50,6 +50,10 @@ test-integration: build tools ## Integration tests against the real local federa
 test: build tools check ## Everything: checks, unit and integration tests
 	$(JEST) --runInBand
 
+.PHONY: bench
+bench: build tools ## Benchmarks (numbers go to bench/RESULTS.md, never into test assertions)
+	node dist/bench/federation-startup.js 3 2
+
 .PHONY: demo
 demo: build tools ## Start the local federation, show it, and leave it running
 	node dist/cli/src/main.js dev up

@@ -9,14 +9,17 @@ import { UsageError } from './output.js';
 
 const { version } = JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
 
+/** Usage errors anywhere in the tree exit 2 with a hint, instead of commander's process.exit(1). */
+function strict(cmd: Command): Command {
+  cmd.showHelpAfterError('(run with --help for usage)').exitOverride();
+  for (const sub of cmd.commands) strict(sub);
+  return cmd;
+}
+
 export function program(): Command {
-  const p = new Command('gpufed')
-    .description('Federate home GPU clusters into one market: run, rent and settle GPU time')
-    .version(version)
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+  const p = new Command('gpufed').description('Federate home GPU clusters into one market: run, rent and settle GPU time').version(version);
   p.addCommand(devCommand());
-  return p;
+  return strict(p);
 }
 
 async function main(argv: string[]): Promise<number> {

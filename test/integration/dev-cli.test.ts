@@ -1,6 +1,6 @@
 // `gpufed dev up|status|down` as a person runs them: a second federation of its own (one provider),
 // so stopping it does not disturb the shared one.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processesMentioning } from '../../cli/src/dev/process.js';
@@ -17,14 +17,19 @@ describe('gpufed dev', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('starts a federation, reports it healthy, refuses a second one, and stops leaving no process', async () => {
-    const upRun = await cli(['dev', 'up', '--dir', dir, '--providers', '1', '-o', 'json']);
-    expect(upRun.stderr).toMatch(/Healthy: registry\/kube-apiserver, alice\/kube-apiserver/);
+  it('starts a federation from a fleet file, reports it healthy, refuses a second one, and stops leaving no process', async () => {
+    const fleet = join(dir, 'fleet.yaml');
+    writeFileSync(
+      fleet,
+      'providers:\n  - name: dave\n    region: ap-south\n    nodes:\n      - {name: dave-h100, gpus: {product: NVIDIA-H100-80GB-HBM3, count: 1, mig: {3g.40gb: 2}}}\n      - {name: dave-pi, cpu: "4", memory: 8Gi}\n  - name: erin\n    nodes: [{name: erin-1}]\n',
+    );
+    const upRun = await cli(['dev', 'up', '--dir', dir, '--fleet', fleet, '--providers', '1', '-o', 'json']);
+    expect(upRun.stderr).toMatch(/Healthy: registry\/kube-apiserver, dave\/kube-apiserver/);
     expect(upRun.code).toBe(0);
     const report = JSON.parse(upRun.stdout) as { running: boolean; components: { name: string; healthy: boolean }[]; clusters: { name: string; nodesReady?: number; nodesTotal?: number }[] };
     expect(report.running).toBe(true);
-    expect(report.clusters.map((c) => c.name)).toEqual(['registry', 'alice']);
-    expect(report.clusters[1]).toMatchObject({ nodesReady: 3, nodesTotal: 3 });
+    expect(report.clusters.map((c) => c.name)).toEqual(['registry', 'dave']);
+    expect(report.clusters[1]).toMatchObject({ nodesReady: 2, nodesTotal: 2 });
     const pids = processesMentioning(dir);
     expect(pids.length).toBe(report.components.length);
 
@@ -36,7 +41,7 @@ describe('gpufed dev', () => {
     const st = await cli(['dev', 'status', '--dir', dir]);
     expect(st.code).toBe(0);
     expect(st.stdout).toMatch(/The local federation is running/);
-    expect(st.stdout).toMatch(/alice\/kwok\s+\d+\s+healthy/);
+    expect(st.stdout).toMatch(/dave\/kwok\s+\d+\s+healthy/);
 
     const downRun = await cli(['dev', 'down', '--dir', dir]);
     expect(downRun.code).toBe(0);
@@ -55,6 +60,12 @@ describe('gpufed dev', () => {
     const fmt = await cli(['dev', 'status', '--dir', dir, '-o', 'xml']);
     expect(fmt.code).toBe(2);
     expect(fmt.stderr).toMatch(/-o xml: expected one of table, json, yaml/);
+    const unknown = await cli(['dev', 'restart']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown command 'restart'[\s\S]*--help/);
+    const help = await cli(['dev', 'up', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--providers <n>[\s\S]*Examples:/);
   });
 
   it('says how to build the tools when they are missing', async () => {

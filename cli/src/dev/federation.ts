@@ -3,7 +3,7 @@
 // tests, `make demo` and the benchmarks.
 import * as k8s from '@kubernetes/client-node';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -120,13 +120,13 @@ function envFile(plan: FederationPlan): string {
   return lines.join('\n') + '\n';
 }
 
-/** One health probe; resolves with whether it passed and a short detail. */
-export function probe(check: HealthCheck, pki?: Pki, timeoutMs = 2000): Promise<{ ok: boolean; detail: string }> {
+/** One health probe (TLS verified against the federation's CA); resolves with whether it passed and why not. */
+export function probe(check: HealthCheck, pki: Pki, timeoutMs = 2000): Promise<{ ok: boolean; detail: string }> {
   return new Promise((resolve) => {
     const url = new URL(check.url);
     const opts = { method: 'GET', timeout: timeoutMs };
     const done = (ok: boolean, detail: string) => resolve({ ok, detail });
-    const onResponse = (res: import('node:http').IncomingMessage) => {
+    const onResponse = (res: IncomingMessage) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -137,12 +137,7 @@ export function probe(check: HealthCheck, pki?: Pki, timeoutMs = 2000): Promise<
     };
     const req =
       url.protocol === 'https:'
-        ? httpsRequest(url, {
-            ...opts,
-            ...(check.kind === 'apiserver' && pki
-              ? { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) }
-              : { rejectUnauthorized: false }),
-          }, onResponse)
+        ? httpsRequest(url, { ...opts, ca: readFileSync(pki.caCert), ...(check.kind === 'apiserver' ? { cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) } : {}) }, onResponse)
         : httpRequest(url, opts, onResponse);
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', (e) => done(false, e.message));
@@ -292,7 +287,7 @@ export async function up(opts: UpOptions = {}): Promise<FederationState> {
   const t0 = Date.now();
   const timings: Record<string, number> = {};
   // Every `up` is a fresh federation: no objects from an earlier run, only the certificates reused.
-  for (const d of ['etcd', 'logs', 'certs']) rmSync(join(dir, d), { recursive: true, force: true });
+  for (const d of ['etcd', 'logs']) rmSync(join(dir, d), { recursive: true, force: true });
   const mark = (phase: string, since: number) => (timings[phase] = Date.now() - since);
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const pki = await ensurePki(dir);

@@ -8,7 +8,7 @@ export type Role = 'registry' | 'provider';
 export type HealthCheck =
   | { kind: 'etcd'; url: string }
   | { kind: 'apiserver'; url: string }
-  | { kind: 'https'; url: string } // self-signed serving cert, anonymous /healthz
+  | { kind: 'https'; url: string } // our CA's serving cert, anonymous /healthz
   | { kind: 'http'; url: string };
 
 export interface ComponentPlan {
@@ -58,8 +58,8 @@ export function kubeconfigPath(dir: string, cluster: string): string {
   return join(dir, cluster === 'registry' ? 'registry.kubeconfig' : `provider-${cluster}.kubeconfig`);
 }
 
-/** Flags shared by the controller-manager and the scheduler: delegated auth with open health paths. */
-function delegated(kubeconfig: string, port: number, certDir: string): string[] {
+/** Flags shared by the controller-manager and the scheduler: delegated auth, open health paths, our serving cert. */
+function delegated(kubeconfig: string, port: number, pki: string): string[] {
   return [
     `--kubeconfig=${kubeconfig}`,
     `--authentication-kubeconfig=${kubeconfig}`,
@@ -68,7 +68,8 @@ function delegated(kubeconfig: string, port: number, certDir: string): string[] 
     '--leader-elect=false',
     '--bind-address=127.0.0.1',
     `--secure-port=${port}`,
-    `--cert-dir=${certDir}`,
+    `--tls-cert-file=${join(pki, 'serving.crt')}`,
+    `--tls-private-key-file=${join(pki, 'serving.key')}`,
   ];
 }
 
@@ -119,7 +120,6 @@ export function planFederation(input: PlanInput, ports: number[]): FederationPla
     const apiPort = port();
     const server = `https://127.0.0.1:${apiPort}`;
     const kubeconfig = kubeconfigPath(dir, r.name);
-    const certDir = join(dir, 'certs', r.name);
     const cluster: ClusterPlan = { name: r.name, role: r.role, server, kubeconfig, etcdPrefix: `/gpufed/${r.name}` };
     if (r.provider) cluster.provider = r.provider;
     clusters.push(cluster);
@@ -139,7 +139,6 @@ export function planFederation(input: PlanInput, ports: number[]): FederationPla
         // needs the `kubernetes` Service endpoints.
         '--advertise-address=127.0.0.1',
         '--endpoint-reconciler-type=none',
-        `--cert-dir=${certDir}`,
         `--tls-cert-file=${join(pki, 'serving.crt')}`,
         `--tls-private-key-file=${join(pki, 'serving.key')}`,
         `--client-ca-file=${join(pki, 'ca.crt')}`,
@@ -163,7 +162,7 @@ export function planFederation(input: PlanInput, ports: number[]): FederationPla
       log: join(logs, `${r.name}-kube-controller-manager.log`),
       health: { kind: 'https', url: `https://127.0.0.1:${kcmPort}/healthz` },
       args: [
-        ...delegated(kubeconfig, kcmPort, join(dir, 'certs', `${r.name}-kcm`)),
+        ...delegated(kubeconfig, kcmPort, pki),
         `--root-ca-file=${join(pki, 'ca.crt')}`,
         `--service-account-private-key-file=${join(pki, `sa-${r.name}.key`)}`,
         `--cluster-signing-cert-file=${join(pki, 'ca.crt')}`,
@@ -184,7 +183,7 @@ export function planFederation(input: PlanInput, ports: number[]): FederationPla
       stage: 2,
       log: join(logs, `${cl.name}-kube-scheduler.log`),
       health: { kind: 'https', url: `https://127.0.0.1:${schedPort}/healthz` },
-      args: delegated(cl.kubeconfig, schedPort, join(dir, 'certs', `${cl.name}-scheduler`)),
+      args: delegated(cl.kubeconfig, schedPort, pki),
     });
     components.push({
       name: `${cl.name}/kwok`,
