@@ -56,18 +56,22 @@ bench: build tools ## Benchmarks (numbers go to bench/RESULTS.md, never into tes
 
 .PHONY: demo
 demo: build tools ## Start the local federation, show it, and leave it running
-	node dist/cli/src/main.js dev up
+	node dist/cli/src/gpufed.js dev up
 	@echo
 	@echo "The federation keeps running. Try:"
-	@echo "  . .gpufed/dev/env"
+	@echo "  . .gpufed/dev/env      # kubectl contexts gpufed-registry, gpufed-alice, gpufed-bob; Node 26 on PATH"
 	@echo "  kubectl --context gpufed-alice get nodes -L nvidia.com/gpu.product"
 	@echo "  kubectl --context gpufed-registry get crd | grep gpufed"
-	@echo "  node dist/cli/src/main.js dev status"
-	@echo "Stop it with: node dist/cli/src/main.js dev down"
+	@echo "  npx gpufed dev status"
+	@echo "Stop it with: make down (or npx gpufed dev down)"
+
+.PHONY: status
+status: ## Show the local federation's components and their health
+	node dist/cli/src/gpufed.js dev status
 
 .PHONY: down
 down: ## Stop the local federation started by `make demo`
-	node dist/cli/src/main.js dev down
+	node dist/cli/src/gpufed.js dev down
 
 .PHONY: clean
 clean: ## Remove build output (the tool cache stays)

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // gpufed: one CLI for providers, renters and federation operators (also `kubectl gpufed`).
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';

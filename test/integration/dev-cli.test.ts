@@ -7,7 +7,7 @@ import { processesMentioning } from '../../cli/src/dev/process.js';
 import { repoRoot } from '../../cli/src/dev/paths.js';
 import { run } from '../support/federation.js';
 
-const cli = (args: string[]) => run(process.execPath, [join(repoRoot(), 'dist/cli/src/main.js'), ...args], { timeoutMs: 240_000 });
+const cli = (args: string[]) => run(process.execPath, [join(repoRoot(), 'dist/cli/src/gpufed.js'), ...args], { timeoutMs: 240_000 });
 
 describe('gpufed dev', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gpufed-dev-cli-'));
@@ -70,7 +70,7 @@ describe('gpufed dev', () => {
 
   it('says how to build the tools when they are missing', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'gpufed-no-tools-'));
-    const r = await run(process.execPath, [join(repoRoot(), 'dist/cli/src/main.js'), 'dev', 'up', '--dir', join(empty, 'dev')], { env: { ...process.env, GPUFED_BIN_DIR: join(empty, 'bin') } });
+    const r = await run(process.execPath, [join(repoRoot(), 'dist/cli/src/gpufed.js'), 'dev', 'up', '--dir', join(empty, 'dev')], { env: { ...process.env, GPUFED_BIN_DIR: join(empty, 'bin') } });
     rmSync(empty, { recursive: true, force: true });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Missing etcd, kube-apiserver, .* build them with `tools\/build.sh`/);

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { explain, isConflict } from '../../../operator/src/kube/errors.js';
 import { fromPlain, loadManifest } from '../../../operator/src/kube/manifests.js';
 import { nodeManifest, parseFleet, selectProviders, type Fleet } from './fleet.js';
@@ -115,7 +115,8 @@ function envFile(plan: FederationPlan): string {
     ...plan.clusters.filter((c) => c.role === 'provider').map((c) => `export GPUFED_PROVIDER_${c.name.toUpperCase().replace(/-/g, '_')}_KUBECONFIG=${c.kubeconfig}`),
     `# Every cluster as a context (gpufed-registry, gpufed-alice, …); the registry is current.`,
     `export KUBECONFIG=${plan.clusters.map((c) => c.kubeconfig).join(':')}`,
-    `export PATH=${plan.binDir}:$PATH`,
+    // The cluster tools (kubectl 1.34, helm) and the Node that ran `dev up`, so `npx gpufed` works.
+    `export PATH=${plan.binDir}:${dirname(process.execPath)}:$PATH`,
   ];
   return lines.join('\n') + '\n';
 }
