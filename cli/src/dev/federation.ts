@@ -5,7 +5,7 @@ import * as k8s from '@kubernetes/client-node';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { explain, isConflict } from '../../../operator/src/kube/errors.js';
 import { fromPlain, loadManifest } from '../../../operator/src/kube/manifests.js';
@@ -71,21 +71,44 @@ export function loadFleet(file?: string): Fleet {
   return parseFleet(readFileSync(path, 'utf8'));
 }
 
-/** Free loopback ports, all held open together so none is handed out twice. */
+function listenOn(port: number): Promise<Server | undefined> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(undefined));
+    s.listen(port, '127.0.0.1', () => resolve(s));
+  });
+}
+
+/** The kernel's ephemeral port range: ports it hands to outgoing connections. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo && hi) return [lo, hi];
+  } catch {
+    /* not Linux: use the IANA default below */
+  }
+  return [49152, 65535];
+}
+
+/**
+ * Free loopback ports for the components, all held open together so none is handed out twice,
+ * and chosen below the ephemeral range: between this check and a component's bind, an outgoing
+ * connection (an API server's etcd client, say) could otherwise be given the same port.
+ */
 export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  const [ephemeralLow] = ephemeralRange();
+  const low = 20000;
+  const high = Math.min(ephemeralLow, 32768);
+  const held: Server[] = [];
+  for (let tries = 0; held.length < n && tries < 50 * n; tries++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (held.some((s) => (s.address() as { port: number }).port === port)) continue;
+    const s = await listenOn(port);
+    if (s) held.push(s);
+  }
+  const ports = held.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
+  if (ports.length < n) throw new Error(`Found only ${ports.length} of ${n} free loopback ports between ${low} and ${high}`);
   return ports;
 }
 
