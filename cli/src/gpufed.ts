@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `gpufed` / `kubectl-gpufed` executable. It checks the Node.js version before importing
 // anything else: on an older Node the Kubernetes client fails deep inside its HTTP stack instead.
-import { nodeVersionProblem } from './node-version.js';
+import { nodeVersionProblem } from '../../operator/src/version.js';
 
 const problem = nodeVersionProblem(process.version);
 if (problem) {

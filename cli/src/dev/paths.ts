@@ -1,19 +1,10 @@
 // Where things live: the repo (for crds/ and the dev assets), the tool cache, the dev federation.
-import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { packageRoot } from '../../../operator/src/version.js';
 
-/** The repository root: the nearest parent of this file holding package.json (works from src and dist). */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('Could not find the gpufed repository root (no package.json above this file)');
-    dir = up;
-  }
-  return dir;
-}
+/** The repository root (works from src and dist). */
+export const repoRoot = packageRoot;
 
 /** The cache tools/build.sh and tools/node.sh fill: GPUFED_CACHE, else $XDG_CACHE_HOME/gpufed. */
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -89,6 +89,8 @@ export const GpuNodeReason = {
   NodeNotReady: 'NodeNotReady',
   NodeSchedulable: 'NodeSchedulable',
   NodeCordoned: 'NodeCordoned',
+  /** A NoSchedule/NoExecute taint other than nvidia.com/gpu (which job pods tolerate) keeps jobs off. */
+  NodeTainted: 'NodeTainted',
   NoAllocatableGpus: 'NoAllocatableGpus',
 } as const;
 export type GpuNodeReason = (typeof GpuNodeReason)[keyof typeof GpuNodeReason];

@@ -1,4 +1,4 @@
-import { nodeVersionProblem } from './node-version.js';
+import { nodeVersionProblem } from './version.js';
 
 describe('nodeVersionProblem', () => {
   it.each(['v26.10.0', 'v27.0.0', '26.0.0'])('accepts %s', (v) => {

@@ -1,0 +1,47 @@
+// The one prom-client registry of an operator process, with the metric families every part shares:
+// controller-runtime-shaped reconcile and work-queue metrics, and gpufed's own. Names follow
+// Prometheus conventions (`_total` counters, `_seconds` durations); no job or pod names in labels.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly reconcileTotal = new Counter({
+    name: 'controller_runtime_reconcile_total',
+    help: 'Reconciliations per controller and result (success, error, requeue, requeue_after).',
+    labelNames: ['controller', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly reconcileErrors = new Counter({ name: 'controller_runtime_reconcile_errors_total', help: 'Reconciliations that failed, per controller.', labelNames: ['controller'] as const, registers: [this.registry] });
+  readonly reconcileTime = new Histogram({
+    name: 'controller_runtime_reconcile_time_seconds',
+    help: 'Time per reconciliation, per controller.',
+    labelNames: ['controller'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({ name: 'workqueue_depth', help: 'Keys waiting in a work queue.', labelNames: ['name'] as const, registers: [this.registry] });
+  readonly queueAdds = new Counter({ name: 'workqueue_adds_total', help: 'Keys added to a work queue.', labelNames: ['name'] as const, registers: [this.registry] });
+  readonly queueRetries = new Counter({ name: 'workqueue_retries_total', help: 'Rate-limited re-adds to a work queue.', labelNames: ['name'] as const, registers: [this.registry] });
+  readonly queueLatency = new Histogram({
+    name: 'workqueue_queue_duration_seconds',
+    help: 'Time a key waits in a work queue before it is processed.',
+    labelNames: ['name'] as const,
+    buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 60],
+    registers: [this.registry],
+  });
+  readonly registryWrites = new Counter({
+    name: 'gpufed_registry_writes_total',
+    help: 'Writes the operator made to the registry API server, per resource and verb (apply, apply_status, delete).',
+    labelNames: ['resource', 'verb'] as const,
+    registers: [this.registry],
+  });
+  readonly heartbeatFailures = new Counter({ name: 'gpufed_heartbeat_failures_total', help: "Provider heartbeats that could not be written to the registry.", registers: [this.registry] });
+  readonly lastHeartbeat = new Gauge({ name: 'gpufed_heartbeat_last_success_timestamp_seconds', help: 'When the last heartbeat reached the registry (Unix seconds).', registers: [this.registry] });
+  readonly gpus = new Gauge({ name: 'gpufed_gpus', help: 'GPU units on this provider by state (allocatable, free) and product.', labelNames: ['state', 'product'] as const, registers: [this.registry] });
+  readonly buildInfo = new Gauge({ name: 'gpufed_build_info', help: 'Always 1; labels say which gpufed runs in which mode.', labelNames: ['version', 'mode'] as const, registers: [this.registry] });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+}
