@@ -91,6 +91,8 @@ export const GpuNodeReason = {
   NodeCordoned: 'NodeCordoned',
   /** A NoSchedule/NoExecute taint other than nvidia.com/gpu (which job pods tolerate) keeps jobs off. */
   NodeTainted: 'NodeTainted',
+  /** The owner reclaimed the node (`gpufed provider reclaim`): no new jobs until it is released. */
+  NodeReclaimed: 'NodeReclaimed',
   NoAllocatableGpus: 'NoAllocatableGpus',
 } as const;
 export type GpuNodeReason = (typeof GpuNodeReason)[keyof typeof GpuNodeReason];
@@ -124,6 +126,10 @@ export const AssignmentReason = {
   DeadlineExceeded: 'DeadlineExceeded',
   Withdrawn: 'Withdrawn',
   PodLost: 'PodLost',
+  /** The agent lost its hold on the registry for fencingTimeout and stopped the pod itself. */
+  Fenced: 'Fenced',
+  /** The owner took the node back (`gpufed provider reclaim`) and the grace period ran out. */
+  Reclaimed: 'Reclaimed',
 } as const;
 export type AssignmentReason = (typeof AssignmentReason)[keyof typeof AssignmentReason];
 
