@@ -45,8 +45,12 @@ program
   .option('--namespace <ns>', "the provider's namespace on the registry (default gpufed-provider-<provider>)")
   .addOption(new Option('--heartbeat <duration>', 'heartbeat period').default(10_000, '10s').argParser(parseDuration))
   .addOption(new Option('--resync <duration>', 'full re-reconcile period').default(300_000, '5m').argParser(parseDuration))
+  .addOption(new Option('--fencing-timeout <duration>', 'stop running jobs when no heartbeat got through for this long').default(120_000, '2m').argParser(parseDuration))
+  .option('--jobs-namespace <ns>', 'the local namespace job pods run in', 'gpufed-jobs')
+  .option('--runtime-class <name>', 'the RuntimeClass of the NVIDIA container runtime', 'nvidia')
+  .option('--simulate', "copy sim.gpufed.io/* annotations to job pods (the local federation's KWOK nodes)")
   .option('--metrics-addr <host:port>', 'where to serve /metrics, /healthz and /readyz', '127.0.0.1:9464')
-  .action(async (o: { provider: string; kubeconfig?: string; registryKubeconfig: string; namespace?: string; heartbeat: number; resync: number; metricsAddr: string }) => {
+  .action(async (o: { provider: string; kubeconfig?: string; registryKubeconfig: string; namespace?: string; heartbeat: number; resync: number; fencingTimeout: number; jobsNamespace: string; runtimeClass: string; simulate?: boolean; metricsAddr: string }) => {
     const log = makeLogger('agent');
     const metrics = new Metrics();
     let ready = false;
@@ -57,6 +61,10 @@ program
       registry: loadKubeConfig(o.registryKubeconfig),
       heartbeatMs: o.heartbeat,
       resyncMs: o.resync,
+      fencingTimeoutMs: o.fencingTimeout,
+      jobsNamespace: o.jobsNamespace,
+      runtimeClassName: o.runtimeClass,
+      simulate: o.simulate === true,
       version,
       metrics,
       log,

@@ -26,7 +26,7 @@ async function writes(m: Metrics, resource: string): Promise<number> {
 
 function startAgent(provider: string): { agent: Agent; metrics: Metrics } {
   const metrics = new Metrics({ defaultMetrics: false });
-  const agent = new Agent({ provider, cluster: kubeConfig(provider), registry: kubeConfig('registry'), heartbeatMs: HEARTBEAT_MS, version: 'test', metrics, log: pino({ level: 'silent' }) });
+  const agent = new Agent({ provider, cluster: kubeConfig(provider), registry: kubeConfig('registry'), heartbeatMs: HEARTBEAT_MS, version: 'test', metrics, log: pino({ level: process.env.GPUFED_TEST_LOG ?? 'silent' }) });
   return { agent, metrics };
 }
 
@@ -57,7 +57,7 @@ describe('agent registration', () => {
       const g = await gpuNodes('bob');
       return g.length === 3 && g.every((x) => x.status?.allocatable !== undefined) ? g : undefined;
     });
-    const by = Object.fromEntries(nodes.map((g) => [g.metadata?.name, g]));
+    const by: Record<string, GpuNode> = Object.fromEntries(nodes.map((g) => [g.metadata?.name ?? '', g]));
     expect(Object.keys(by).sort()).toEqual(['bob-a100', 'bob-shared', 'bob-workstation']);
     expect(by['bob-workstation']?.spec).toMatchObject({ product: 'NVIDIA-RTX-A6000', memoryMiB: 49140, count: 4, resourceName: 'nvidia.com/gpu', sharing: { strategy: 'none' } });
     expect(by['bob-a100']?.spec).toMatchObject({ product: 'NVIDIA-A100-SXM4-80GB', resourceName: 'nvidia.com/mig-1g.10gb', sharing: { strategy: 'mig', migProfiles: [{ profile: '1g.10gb', count: 7 }] } });

@@ -419,3 +419,30 @@ export async function status(dir: string = devDir()): Promise<StatusReport> {
   if (state.readyAt) report.readyAt = state.readyAt;
   return report;
 }
+
+function componentOf(state: FederationState, name: string): ComponentPlan {
+  const c = state.plan.components.find((x) => x.name === name);
+  if (!c) throw new Error(`No component ${name}; the federation has ${state.plan.components.map((x) => x.name).join(', ')}`);
+  return c;
+}
+
+/** Stops one component of a running federation (for fault tests and demos); it can be started again. */
+export async function stopComponent(dir: string, name: string): Promise<void> {
+  const state = readState(dir);
+  if (!state) throw new Error(`No local federation in ${dir}`);
+  componentOf(state, name);
+  const pid = state.pids[name];
+  if (pid !== undefined) await stopProcess(pid);
+}
+
+/** Starts a stopped component again with the same flags, and waits until it is healthy. */
+export async function startComponent(dir: string, name: string, timeoutMs = 90_000): Promise<void> {
+  const state = readState(dir);
+  if (!state) throw new Error(`No local federation in ${dir}`);
+  const c = componentOf(state, name);
+  const pid = state.pids[name];
+  if (pid !== undefined && isAlive(pid)) return;
+  state.pids[name] = startDetached(c.binary, c.args, c.log);
+  writeState(state);
+  await waitHealthy(c, state.pids[name], pkiPaths(dir), Date.now() + timeoutMs);
+}

@@ -6,10 +6,12 @@ import { isDeepStrictEqual } from 'node:util';
 import { GpuNodeResource, ProviderResource, type GpuNode, type GpuNodeSpec, type GpuNodeStatus, type ProviderStatus } from '../api/index.js';
 import { Kube } from '../kube/client.js';
 import { Watched, listCustom } from '../kube/informer.js';
+import { RecentWrites } from '../kube/recent-writes.js';
 import { Controller } from '../runtime/controller.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { capacityByModel } from './capacity.js';
+import { AssignmentRunner } from './assignments.js';
 import { gpuNodeSpec, gpuNodeStatus, isGpuNode } from './gpunode.js';
 
 export interface AgentOptions {
@@ -22,6 +24,16 @@ export interface AgentOptions {
   registry: k8s.KubeConfig;
   heartbeatMs?: number;
   resyncMs?: number;
+  /** Stop running job pods when no heartbeat got through for this long (default 2 min). */
+  fencingTimeoutMs?: number;
+  /** The local namespace job pods run in (default gpufed-jobs). */
+  jobsNamespace?: string;
+  /** The RuntimeClass of the NVIDIA container runtime (default nvidia). */
+  runtimeClassName?: string;
+  /** Copy sim.gpufed.io/* annotations from Assignments to pods (the local federation's KWOK). */
+  simulate?: boolean;
+  /** Retry a GPU shortage this long before rejecting an Assignment (default 10 s). */
+  rejectGraceMs?: number;
   version: string;
   metrics: Metrics;
   log: Logger;
@@ -30,11 +42,6 @@ export interface AgentOptions {
 
 export const AGENT_FIELD_MANAGER = 'gpufed-agent';
 
-/** etcd-backed API servers hand out increasing integer resourceVersions; anything else is not compared. */
-function resourceVersion(obj: k8s.KubernetesObject | undefined): bigint | undefined {
-  const rv = obj?.metadata?.resourceVersion;
-  return rv && /^\d+$/.test(rv) ? BigInt(rv) : undefined;
-}
 /** Labels on every GpuNode the agent writes, so a person can select them. */
 const gpuNodeLabels = (provider: string) => ({ 'gpufed.io/provider': provider, 'app.kubernetes.io/managed-by': 'gpufed-agent' });
 
@@ -46,16 +53,15 @@ export class Agent {
   private readonly pods: Watched<k8s.V1Pod>;
   private readonly gpuNodes: Watched<GpuNode & k8s.KubernetesObject>;
   private readonly registration: Controller;
+  readonly runner: AssignmentRunner;
+  private readonly cluster: Kube;
   private heartbeatTimer?: NodeJS.Timeout;
+  private heartbeatInFlight?: Promise<void>;
   private readonly now: () => Date;
   /** When the registry last accepted a heartbeat (the agent's hold on the registry). */
   lastHeartbeatOk?: Date;
-  /**
-   * What this agent last wrote per GpuNode, with the resourceVersion the server gave it. The watch
-   * cache lags our own writes (the spec write's event arrives before the status write's), and
-   * comparing with a stale cache would write the same status twice.
-   */
-  private readonly written = new Map<string, { rv: bigint; spec: GpuNodeSpec; status?: GpuNodeStatus }>();
+  /** Our own GpuNode writes the watch cache may not show yet (else a status would be written twice). */
+  private readonly written = new RecentWrites<{ spec: GpuNodeSpec; status?: GpuNodeStatus }>();
 
   constructor(private readonly opts: AgentOptions) {
     this.namespace = opts.namespace ?? `gpufed-provider-${opts.provider}`;
@@ -70,9 +76,26 @@ export class Agent {
       resyncMs: opts.resyncMs ?? 300_000,
     });
     const enqueue = (name: string | undefined) => name && this.registration.enqueue(name);
-    const onError = (what: string) => (err: unknown) => opts.log.warn({ err: (err as Error)?.message ?? String(err) }, `Watch of ${what} failed; re-listing`);
+    const onError = (what: string) => (err: unknown) => opts.log.warn({ err: (err as Error)?.message ?? String(err) }, `Watch of ${what} failed; restarting it`);
     this.nodes = new Watched(opts.cluster, { path: '/api/v1/nodes', list: () => core.listNode(), onEvent: (n) => enqueue(n.metadata?.name), onError: onError('nodes') });
     this.pods = new Watched(opts.cluster, { path: '/api/v1/pods', list: () => core.listPodForAllNamespaces(), onEvent: (p) => enqueue(p.spec?.nodeName), onError: onError('pods') });
+    this.cluster = new Kube(opts.cluster, AGENT_FIELD_MANAGER);
+    this.runner = new AssignmentRunner({
+      provider: opts.provider,
+      namespace: this.namespace,
+      jobsNamespace: opts.jobsNamespace ?? 'gpufed-jobs',
+      runtimeClassName: opts.runtimeClassName ?? 'nvidia',
+      cluster: opts.cluster,
+      registryConfig: opts.registry,
+      registry: new Kube(opts.registry, `${AGENT_FIELD_MANAGER}/assignments`),
+      candidates: () => this.gpuNodesNow(),
+      holdsRegistry: () => this.holdsRegistry(),
+      simulate: opts.simulate ?? false,
+      rejectGraceMs: opts.rejectGraceMs ?? 10_000,
+      metrics: opts.metrics,
+      log: opts.log,
+      now: this.now,
+    });
     this.gpuNodes = new Watched<GpuNode & k8s.KubernetesObject>(opts.registry, {
       path: `/apis/${GpuNodeResource.group}/${GpuNodeResource.version}/namespaces/${this.namespace}/${GpuNodeResource.plural}`,
       list: listCustom(opts.registry, GpuNodeResource, this.namespace),
@@ -88,12 +111,14 @@ export class Agent {
     for (const n of this.nodes.list()) this.registration.enqueue(n.metadata?.name ?? '');
     for (const g of this.gpuNodes.list()) this.registration.enqueue(g.metadata?.name ?? '');
     await this.heartbeat();
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs ?? 10_000);
+    await this.runner.start(this.cluster);
+    this.heartbeatTimer = setInterval(() => void this.tick(), this.opts.heartbeatMs ?? 10_000);
     this.opts.log.info({ provider: this.opts.provider, namespace: this.namespace }, 'Started agent');
   }
 
   async stop(): Promise<void> {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    await this.runner.stop();
     await this.registration.stop();
     await Promise.all([this.nodes.stop(), this.pods.stop(), this.gpuNodes.stop()]);
   }
@@ -109,10 +134,9 @@ export class Agent {
   /** The GpuNode as the registry has it: the cache, unless our own later write has not reached it yet. */
   private current(name: string): { spec?: GpuNodeSpec; status?: GpuNodeStatus; labels?: Record<string, string> } | undefined {
     const cached = this.gpuNodes.get(name, this.namespace);
-    const mine = this.written.get(name);
     if (!cached) return undefined;
-    const rv = resourceVersion(cached);
-    if (mine && rv !== undefined && rv < mine.rv) return { spec: mine.spec, status: mine.status ?? cached.status, labels: gpuNodeLabels(this.opts.provider) };
+    const mine = this.written.newerThan(name, cached);
+    if (mine) return { spec: mine.spec, status: mine.status ?? cached.status, labels: gpuNodeLabels(this.opts.provider) };
     return { spec: cached.spec, status: cached.status, ...(cached.metadata?.labels ? { labels: cached.metadata.labels } : {}) };
   }
 
@@ -124,7 +148,7 @@ export class Agent {
     if (!want) {
       if (existing) {
         await this.registry.deleteCustom(GpuNodeResource, name, this.namespace);
-        this.written.delete(name);
+        this.written.forget(name);
         metrics.registryWrites.inc({ resource: 'gpunodes', verb: 'delete' });
         log.info({ node: name }, 'Removed GPU node from the registry');
       }
@@ -134,22 +158,16 @@ export class Agent {
     const labelsMatch = Object.entries(labels).every(([k, v]) => existing?.labels?.[k] === v);
     if (!existing || !labelsMatch || !isDeepStrictEqual(existing.spec, want.spec)) {
       const applied = await this.registry.apply({ apiVersion: GpuNodeResource.apiVersion, kind: GpuNodeResource.kind, metadata: { name, namespace: this.namespace, labels }, spec: want.spec });
-      this.remember(name, applied, want.spec);
+      this.written.remember(name, applied, { spec: want.spec, ...(existing?.status ? { status: existing.status } : {}) });
       metrics.registryWrites.inc({ resource: 'gpunodes', verb: 'apply' });
       log.info({ node: name, product: want.spec.product, resource: want.spec.resourceName }, existing ? 'Updated GPU node on the registry' : 'Registered GPU node');
     }
     if (!isDeepStrictEqual(existing?.status, want.status)) {
       const applied = await this.registry.applyStatus(GpuNodeResource, name, this.namespace, want.status);
-      this.remember(name, applied, want.spec, want.status);
+      this.written.remember(name, applied, { spec: want.spec, status: want.status });
       metrics.registryWrites.inc({ resource: 'gpunodes', verb: 'apply_status' });
     }
     this.recordGpuGauges();
-  }
-
-  private remember(name: string, applied: unknown, spec: GpuNodeSpec, status?: GpuNodeStatus): void {
-    const rv = resourceVersion(applied as k8s.KubernetesObject);
-    const prev = this.written.get(name);
-    if (rv !== undefined) this.written.set(name, { rv, spec, ...(status ?? prev?.status ? { status: status ?? prev?.status } : {}) });
   }
 
   private recordGpuGauges(): void {
@@ -160,13 +178,35 @@ export class Agent {
     }
   }
 
-  /** Capacity by model, from the cluster as it is now (not from what the registry has yet). */
-  private capacity(): ProviderStatus['capacity'] & object {
-    const desired = this.nodes
+  /** Every GPU node as the cluster has it now (not as the registry has it yet). */
+  private gpuNodesNow(): { spec: GpuNodeSpec; status: GpuNodeStatus }[] {
+    return this.nodes
       .list()
       .map((n) => this.desired(n.metadata?.name ?? '', this.gpuNodes.get(n.metadata?.name ?? '', this.namespace)?.status))
       .filter((d): d is { spec: GpuNodeSpec; status: GpuNodeStatus } => d !== undefined);
-    return capacityByModel(desired);
+  }
+
+  private capacity(): ProviderStatus['capacity'] & object {
+    return capacityByModel(this.gpuNodesNow());
+  }
+
+  /** The agent holds the registry while a heartbeat got through within the fencing timeout. */
+  holdsRegistry(): boolean {
+    return this.lastHeartbeatOk !== undefined && this.now().getTime() - this.lastHeartbeatOk.getTime() < (this.opts.fencingTimeoutMs ?? 120_000);
+  }
+
+  /**
+   * One heartbeat (unless the last is still in flight: an unreachable registry can hang a request),
+   * then fencing, which never waits on the registry: without a hold the registry may have placed
+   * our jobs elsewhere, so they stop here.
+   */
+  private async tick(): Promise<void> {
+    if (!this.heartbeatInFlight) {
+      this.heartbeatInFlight = this.heartbeat().finally(() => (this.heartbeatInFlight = undefined));
+    }
+    if (this.holdsRegistry()) return;
+    const stopped = await this.runner.fenceAll();
+    if (stopped > 0) this.opts.log.warn({ stopped, since: this.lastHeartbeatOk?.toISOString() }, 'Lost the hold on the registry; stopped running jobs');
   }
 
   /** Writes lastHeartbeatTime, capacity and version to the provider's own Provider status. */

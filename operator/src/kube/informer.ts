@@ -1,5 +1,8 @@
-// A watched, cached view of one kind of object (client-node's ListWatch, which re-lists and
-// re-watches on its own), whose events only tell a controller which key to look at again.
+// A watched, cached view of one kind of object, whose events only tell a controller which key to
+// look at again. Built on client-node's ListWatch, which stops for good on any watch error other
+// than 410 Gone (e.g. 429 while an API server's watch cache initialises, or a dropped connection):
+// this wrapper restarts it with back-off, and start() resolves only once a list has succeeded, so
+// nobody acts on an empty cache as if the cluster were empty.
 import * as k8s from '@kubernetes/client-node';
 
 export interface WatchOptions<T extends k8s.KubernetesObject> {
@@ -10,25 +13,61 @@ export interface WatchOptions<T extends k8s.KubernetesObject> {
   fieldSelector?: string;
   /** Called for every add, update and delete, with the object as last seen. */
   onEvent: (obj: T) => void;
+  /** Called when the watch failed (it is restarted by itself). */
   onError?: (err: unknown) => void;
 }
 
+const MIN_RETRY_MS = 250;
+const MAX_RETRY_MS = 30_000;
+
 export class Watched<T extends k8s.KubernetesObject> {
   readonly cache: k8s.ListWatch<T>;
+  private stopped = true;
+  private retryMs = 0;
+  private restartTimer?: NodeJS.Timeout;
+  private listedOk = false;
 
   constructor(kc: k8s.KubeConfig, opts: WatchOptions<T>) {
-    this.cache = new k8s.ListWatch<T>(opts.path, new k8s.Watch(kc), opts.list, false, opts.labelSelector, opts.fieldSelector);
-    for (const verb of [k8s.ADD, k8s.UPDATE, k8s.DELETE] as const) this.cache.on(verb, opts.onEvent);
-    if (opts.onError) this.cache.on(k8s.ERROR, opts.onError);
+    const list = async () => {
+      const result = await opts.list();
+      this.listedOk = true;
+      return result;
+    };
+    this.cache = new k8s.ListWatch<T>(opts.path, new k8s.Watch(kc), list, false, opts.labelSelector, opts.fieldSelector);
+    for (const verb of [k8s.ADD, k8s.UPDATE, k8s.DELETE] as const) {
+      this.cache.on(verb, (obj) => {
+        this.retryMs = 0;
+        opts.onEvent(obj);
+      });
+    }
+    this.cache.on(k8s.ERROR, (err) => {
+      if (this.stopped) return; // our own stop() aborted the watch
+      opts.onError?.(err);
+      this.scheduleRestart();
+    });
   }
 
-  /** Lists, fills the cache, then watches; resolves once the cache is filled. */
-  start(): Promise<void> {
-    return this.cache.start();
+  private scheduleRestart(): void {
+    if (this.stopped || this.restartTimer) return;
+    this.retryMs = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, this.retryMs * 2));
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.stopped) void this.cache.start();
+    }, this.retryMs);
   }
 
-  stop(): Promise<void> {
-    return this.cache.stop();
+  /** Lists, fills the cache, then watches; resolves once a list succeeded (retrying until then). */
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.cache.start();
+    while (!this.listedOk && !this.stopped) await new Promise((r) => setTimeout(r, MIN_RETRY_MS));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    await this.cache.stop();
   }
 
   get(name: string, namespace?: string): T | undefined {

@@ -1,0 +1,297 @@
+// Runs the provider's Assignments as pods and reports back. The rules that keep jobs from being
+// lost or run twice:
+//  - a pod is started at most once per (assignment, epoch), and the status naming it is written to
+//    the registry before the pod is created (no hold on the registry, no new pod);
+//  - a pod that ran and vanished is reported lost, never re-run by the agent (the registry decides);
+//  - a pod is removed for a missing Assignment only after the registry confirms, by a direct read,
+//    that the Assignment is gone; a restarted agent adopts its pods instead of deleting them;
+//  - a withdrawn Assignment or a newer epoch stops the old pod at once.
+import * as k8s from '@kubernetes/client-node';
+import { isDeepStrictEqual } from 'node:util';
+import { AssignmentConditionType, AssignmentReason, formatTime, setCondition } from '../api/conditions.js';
+import { AssignmentResource, type Assignment, type AssignmentStatus } from '../api/index.js';
+import type { Kube } from '../kube/client.js';
+import { isConflict, isNotFound } from '../kube/errors.js';
+import { Watched, listCustom } from '../kube/informer.js';
+import { RecentWrites } from '../kube/recent-writes.js';
+import { Controller } from '../runtime/controller.js';
+import type { Logger } from '../telemetry/log.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { chooseNode, type FitCandidate } from './fit.js';
+import { podRequest } from './gpunode.js';
+import { ASSIGNMENT_NAME_ANNOTATION, InvalidAssignmentError, JobLabel, MANAGED_BY, assignmentStatusFromPod, buildJobPod, jobsNamespace, jobsNetworkPolicy } from './jobpod.js';
+
+/** Annotations the local federation's KWOK reads; copied from Assignment to pod only when simulating. */
+export const SIM_ANNOTATION_PREFIX = 'sim.gpufed.io/';
+const FINISHED: readonly string[] = ['Succeeded', 'Failed', 'Rejected', 'Withdrawn'];
+/** Longer than the pod cache can lag behind our own create. */
+const UNSEEN_POD_MS = 10_000;
+
+export interface AssignmentRunnerOptions {
+  provider: string;
+  namespace: string;
+  jobsNamespace: string;
+  runtimeClassName: string;
+  cluster: k8s.KubeConfig;
+  registryConfig: k8s.KubeConfig;
+  registry: Kube;
+  /** The GPU nodes as the agent sees them now. */
+  candidates: () => FitCandidate[];
+  /** Whether the agent holds the registry (heartbeats got through within the fencing timeout). */
+  holdsRegistry: () => boolean;
+  /** Copy sim.gpufed.io/* annotations to pods (the local federation only). */
+  simulate: boolean;
+  /**
+   * How long after an Assignment appears a GPU shortage is retried before it is rejected: the
+   * agent's own caches may still count a pod that just ended.
+   */
+  rejectGraceMs: number;
+  metrics: Metrics;
+  log: Logger;
+  now: () => Date;
+}
+
+type AssignmentObject = Assignment & k8s.KubernetesObject;
+
+/** JSON as the API server stores it (no undefined members), for comparisons. */
+const normalized = <T>(v: T): T => JSON.parse(JSON.stringify(v ?? null)) as T;
+
+export class AssignmentRunner {
+  readonly controller: Controller;
+  readonly assignments: Watched<AssignmentObject>;
+  readonly pods: Watched<k8s.V1Pod>;
+  private readonly core: k8s.CoreV1Api;
+  /** Pods created but not seen bound yet: their GPUs are promised on the node they are pinned to. */
+  private readonly unbound = new Map<string, { node: string; units: number; at: number }>();
+  /** (assignment uid, epoch) of pods stopped by fencing, so their status can say so afterwards. */
+  private readonly fenced = new Set<string>();
+  /** Our status writes the Assignment cache may not show yet. */
+  private readonly statusWrites = new RecentWrites<AssignmentStatus>();
+  /** Pods this agent created (by assignment/epoch) that the pod cache may not show yet. */
+  private readonly created = new Map<string, string>();
+
+  constructor(private readonly o: AssignmentRunnerOptions) {
+    this.core = o.cluster.makeApiClient(k8s.CoreV1Api);
+    this.controller = new Controller('assignment', (key) => this.reconcile(key), {
+      metrics: o.metrics,
+      log: o.log,
+      keys: () => new Set([...this.assignments.list().map((a) => a.metadata?.name ?? ''), ...this.pods.list().map((p) => assignmentOf(p))]),
+    });
+    const enqueue = (name: string | undefined) => name && this.controller.enqueue(name);
+    const onError = (what: string) => (err: unknown) => o.log.warn({ err: (err as Error)?.message ?? String(err) }, `Watch of ${what} failed; restarting it`);
+    this.assignments = new Watched<AssignmentObject>(o.registryConfig, {
+      path: `/apis/${AssignmentResource.group}/${AssignmentResource.version}/namespaces/${o.namespace}/${AssignmentResource.plural}`,
+      list: listCustom(o.registryConfig, AssignmentResource, o.namespace),
+      onEvent: (a) => enqueue(a.metadata?.name),
+      onError: onError('assignments'),
+    });
+    this.pods = new Watched(o.cluster, {
+      path: `/api/v1/namespaces/${o.jobsNamespace}/pods`,
+      list: () => this.core.listNamespacedPod({ namespace: o.jobsNamespace, labelSelector: `app.kubernetes.io/managed-by=${MANAGED_BY}` }),
+      labelSelector: `app.kubernetes.io/managed-by=${MANAGED_BY}`,
+      onEvent: (p) => enqueue(assignmentOf(p)),
+      onError: onError('job pods'),
+    });
+  }
+
+  /** Ensures the jobs namespace and its egress policy, fills the caches, starts the controller. */
+  async start(cluster: Kube): Promise<void> {
+    await cluster.apply(jobsNamespace(this.o.jobsNamespace));
+    await cluster.apply(jobsNetworkPolicy(this.o.jobsNamespace));
+    await Promise.all([this.assignments.start(), this.pods.start()]);
+    this.controller.start();
+    for (const a of this.assignments.list()) this.controller.enqueue(a.metadata?.name ?? '');
+    for (const p of this.pods.list()) this.controller.enqueue(assignmentOf(p));
+  }
+
+  async stop(): Promise<void> {
+    await this.controller.stop();
+    await Promise.all([this.assignments.stop(), this.pods.stop()]);
+  }
+
+  /**
+   * GPUs promised to pods that are not bound yet, per node. A promise ends when the pod is bound
+   * (the node's free count has it then), deleted, or absent from the cache longer than a cache lag.
+   */
+  reserved(): Map<string, number> {
+    const byNode = new Map<string, number>();
+    const now = Date.now();
+    for (const [name, r] of this.unbound) {
+      const seen = this.pods.get(name, this.o.jobsNamespace);
+      if (seen?.spec?.nodeName || (!seen && now - r.at > UNSEEN_POD_MS) || seen?.metadata?.deletionTimestamp) {
+        this.unbound.delete(name);
+        continue;
+      }
+      byNode.set(r.node, (byNode.get(r.node) ?? 0) + r.units);
+    }
+    return byNode;
+  }
+
+  /** Stops every running job pod: called when the agent lost its hold on the registry. */
+  async fenceAll(): Promise<number> {
+    let n = 0;
+    for (const p of this.pods.list(this.o.jobsNamespace)) {
+      if (p.metadata?.deletionTimestamp || !['Pending', 'Running'].includes(p.status?.phase ?? '')) continue;
+      this.fenced.add(`${p.metadata?.labels?.[JobLabel.AssignmentUid]}/${p.metadata?.labels?.[JobLabel.Epoch]}`);
+      await this.deletePod(p, 'Fenced');
+      n++;
+    }
+    return n;
+  }
+
+  private async deletePod(p: k8s.V1Pod, why: string): Promise<void> {
+    this.unbound.delete(p.metadata?.name ?? '');
+    try {
+      await this.core.deleteNamespacedPod({ name: p.metadata?.name ?? '', namespace: this.o.jobsNamespace, gracePeriodSeconds: 30 });
+      this.o.log.info({ pod: p.metadata?.name, why }, 'Stopped job pod');
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+
+  private async writeStatus(a: AssignmentObject, status: AssignmentStatus): Promise<void> {
+    const want = normalized({ ...status, observedEpoch: a.spec.epoch, ...(a.metadata?.generation ? { observedGeneration: a.metadata.generation } : {}) });
+    if (isDeepStrictEqual(normalized(a.status), want)) return;
+    const result = await this.o.registry.applyStatus(AssignmentResource, a.metadata?.name ?? '', this.o.namespace, want);
+    this.statusWrites.remember(a.metadata?.name ?? '', result, want);
+    this.o.metrics.registryWrites.inc({ resource: 'assignments', verb: 'apply_status' });
+  }
+
+  private finish(a: AssignmentObject, phase: 'Failed' | 'Rejected' | 'Withdrawn', reason: string, message: string, accepted?: boolean): AssignmentStatus {
+    const now = this.o.now();
+    let conditions = a.status?.conditions;
+    if (accepted === false) conditions = setCondition(conditions, { type: AssignmentConditionType.Accepted, status: 'False', reason, message }, now);
+    conditions = setCondition(conditions, { type: AssignmentConditionType.Finished, status: 'True', reason, message }, now);
+    const { exitCode: _exit, ...rest } = a.status ?? {};
+    return { ...rest, phase, reason, message, conditions, completionTime: a.status?.completionTime ?? formatTime(now) };
+  }
+
+  private async reconcile(name: string): Promise<{ requeueAfterMs: number } | void> {
+    const cached = this.assignments.get(name, this.o.namespace);
+    const pods = this.pods.list(this.o.jobsNamespace).filter((p) => assignmentOf(p) === name);
+    if (!cached) return this.orphaned(name, pods);
+    const ours = this.statusWrites.newerThan(name, cached);
+    const a: AssignmentObject = ours ? { ...cached, status: ours } : cached;
+    const epoch = String(a.spec.epoch);
+    const stale = pods.filter((p) => p.metadata?.labels?.[JobLabel.Epoch] !== epoch);
+    for (const p of stale) if (!p.metadata?.deletionTimestamp) await this.deletePod(p, 'EpochSuperseded');
+    const current = pods.find((p) => p.metadata?.labels?.[JobLabel.Epoch] === epoch);
+    if (a.spec.withdrawn) return this.withdraw(a, current);
+    if (!current && (await this.createdButUnseen(name, a.spec.epoch))) return { requeueAfterMs: 300 };
+    if (current) {
+      await this.writeStatus(a, assignmentStatusFromPod(current, this.o.now(), a.status));
+      return;
+    }
+    return this.startIfDue(a);
+  }
+
+  private async withdraw(a: AssignmentObject, current: k8s.V1Pod | undefined): Promise<void> {
+    if (current && !current.metadata?.deletionTimestamp) await this.deletePod(current, 'Withdrawn');
+    if (a.status?.phase === 'Withdrawn') return;
+    const reason = a.spec.withdrawnReason ?? AssignmentReason.Withdrawn;
+    await this.writeStatus(a, this.finish(a, 'Withdrawn', reason, `The registry withdrew the job (${reason})`));
+  }
+
+  /** It ran and its pod is gone (fenced, evicted, deleted by hand): report it, never re-run it. */
+  private async reportVanished(a: AssignmentObject): Promise<void> {
+    const fenced = this.fenced.has(`${a.metadata?.uid}/${a.spec.epoch}`);
+    const reason = fenced ? AssignmentReason.Fenced : AssignmentReason.PodLost;
+    const message = fenced ? 'The agent lost its hold on the registry and stopped the job' : 'The job pod disappeared while it ran';
+    await this.writeStatus(a, this.finish(a, 'Failed', reason, message));
+  }
+
+  /** Whether we created this epoch's pod and it exists, only not in the pod cache yet. */
+  private async createdButUnseen(name: string, epoch: number): Promise<boolean> {
+    const key = `${name}/${epoch}`;
+    const podName = this.created.get(key);
+    if (podName === undefined) return false;
+    if (this.pods.get(podName, this.o.jobsNamespace)) {
+      this.created.delete(key);
+      return false;
+    }
+    try {
+      await this.core.readNamespacedPod({ name: podName, namespace: this.o.jobsNamespace });
+      return true;
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      this.created.delete(key); // it is really gone
+      return false;
+    }
+  }
+
+  /** No pod for the current epoch: start one if it never started, else say what happened. */
+  private async startIfDue(a: AssignmentObject): Promise<{ requeueAfterMs: number } | void> {
+    const phase = a.status?.observedEpoch === a.spec.epoch ? a.status.phase : undefined;
+    if (phase && FINISHED.includes(phase)) return;
+    if (phase === 'Running') return this.reportVanished(a);
+    if (!this.o.holdsRegistry()) return { requeueAfterMs: 2000 };
+    const fit = chooseNode(a.spec.resources.gpu, a.spec.model, this.o.candidates(), this.reserved(), a.spec.nodeName);
+    if (!fit.fits) return this.rejectUnlessShortLived(a, fit.reason, fit.message);
+    let pod: k8s.V1Pod;
+    try {
+      pod = this.podFor(a, fit.resourceName, fit.nodeName);
+    } catch (e) {
+      if (!(e instanceof InvalidAssignmentError)) throw e;
+      await this.writeStatus(a, this.finish(a, 'Rejected', e.reason, e.message, false));
+      return;
+    }
+    await this.create(a, pod, fit.nodeName, fit.resourceName);
+  }
+
+  /** Rejects, except a GPU shortage young enough to be a stale count: that is retried first. */
+  private async rejectUnlessShortLived(a: AssignmentObject, reason: AssignmentReason, message: string): Promise<{ requeueAfterMs: number } | void> {
+    const age = this.o.now().getTime() - Date.parse(a.metadata?.creationTimestamp?.toString() ?? '');
+    if (reason === AssignmentReason.InsufficientGpus && age < this.o.rejectGraceMs) return { requeueAfterMs: 1000 };
+    await this.writeStatus(a, this.finish(a, 'Rejected', reason, message, false));
+    this.o.log.info({ assignment: a.metadata?.name, reason }, 'Rejected assignment');
+  }
+
+  private podFor(a: AssignmentObject, resourceName: string, nodeName: string): k8s.V1Pod {
+    const annotations = this.o.simulate ? { annotations: simAnnotations(a) } : {};
+    return buildJobPod(a, { namespace: this.o.jobsNamespace, runtimeClassName: this.o.runtimeClassName, resourceName, provider: this.o.provider, nodeName, ...annotations });
+  }
+
+  private async create(a: AssignmentObject, pod: k8s.V1Pod, nodeName: string, resourceName: string): Promise<void> {
+    const podName = pod.metadata?.name ?? '';
+    // Say which pod will run before creating it: a crash in between leaves an Accepted
+    // assignment whose pod is simply created on the next pass, never a pod nobody knows of.
+    // A new epoch starts from a clean status: nothing of the previous placement carries over.
+    const previous = a.status?.observedEpoch === a.spec.epoch ? a.status : undefined;
+    const accepted: AssignmentStatus = {
+      ...(previous ?? {}),
+      phase: 'Accepted',
+      podName,
+      nodeName,
+      reason: AssignmentReason.PodCreated,
+      message: `Starting on ${nodeName}`,
+      conditions: setCondition(previous?.conditions, { type: AssignmentConditionType.Accepted, status: 'True', reason: AssignmentReason.PodCreated, message: `The job's pod ${podName} is created on ${nodeName}` }, this.o.now()),
+    };
+    await this.writeStatus(a, accepted);
+    try {
+      await this.core.createNamespacedPod({ namespace: this.o.jobsNamespace, body: pod });
+      this.o.log.info({ assignment: a.metadata?.name, pod: podName, node: nodeName }, 'Started job pod');
+    } catch (e) {
+      if (!isConflict(e)) throw e; // already there: adopt it
+    }
+    this.created.set(`${a.metadata?.name}/${a.spec.epoch}`, podName);
+    this.unbound.set(podName, { node: nodeName, units: podRequest(pod, resourceName), at: Date.now() });
+  }
+
+  /** The Assignment is not in the cache: remove its pods only if the registry says it is gone. */
+  private async orphaned(name: string, pods: k8s.V1Pod[]): Promise<{ requeueAfterMs: number } | void> {
+    const live = pods.filter((p) => !p.metadata?.deletionTimestamp);
+    if (live.length === 0) return;
+    const onRegistry = await this.o.registry.getCustom(AssignmentResource, name, this.o.namespace); // throws when unreachable: retried
+    if (onRegistry) return { requeueAfterMs: 1000 }; // the cache is behind
+    for (const p of live) await this.deletePod(p, 'AssignmentDeleted');
+  }
+}
+
+/** The Assignment a job pod belongs to (full name, from the annotation). */
+export function assignmentOf(p: k8s.V1Pod): string {
+  return p.metadata?.annotations?.[ASSIGNMENT_NAME_ANNOTATION] ?? p.metadata?.labels?.[JobLabel.Assignment] ?? '';
+}
+
+function simAnnotations(a: AssignmentObject): Record<string, string> {
+  return Object.fromEntries(Object.entries(a.metadata?.annotations ?? {}).filter(([k]) => k.startsWith(SIM_ANNOTATION_PREFIX)));
+}
