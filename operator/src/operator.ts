@@ -6,16 +6,10 @@ import { Agent } from './agent/agent.js';
 import { loadKubeConfig } from './kube/client.js';
 import { makeLogger } from './telemetry/log.js';
 import { Metrics } from './telemetry/metrics.js';
-import { packageVersion } from './version.js';
+import { packageVersion, parseDuration } from './version.js';
 
 const version = packageVersion();
 
-/** Parses 10s, 2m, 500ms or a bare number of seconds. */
-export function parseDuration(v: string): number {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(v);
-  if (!m) throw new Error(`"${v}" is not a duration like 10s, 2m or 500ms`);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-}
 
 function serve(addr: string, metrics: Metrics, ready: () => boolean): Promise<string> {
   const at = addr.lastIndexOf(':');

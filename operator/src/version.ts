@@ -30,3 +30,10 @@ export function nodeVersionProblem(version: string): string | undefined {
     `Use the project's Node: run it through make, \`. .gpufed/dev/env\`, or export PATH="$(tools/node.sh):$PATH".`
   );
 }
+
+/** Parses 10s, 2m, 500ms, 1h or a bare number of seconds into milliseconds. */
+export function parseDuration(v: string): number {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(v);
+  if (!m) throw new Error(`"${v}" is not a duration like 10s, 2m or 500ms`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+}

@@ -77,7 +77,15 @@ export class Agent {
     });
     const enqueue = (name: string | undefined) => name && this.registration.enqueue(name);
     const onError = (what: string) => (err: unknown) => opts.log.warn({ err: (err as Error)?.message ?? String(err) }, `Watch of ${what} failed; restarting it`);
-    this.nodes = new Watched(opts.cluster, { path: '/api/v1/nodes', list: () => core.listNode(), onEvent: (n) => enqueue(n.metadata?.name), onError: onError('nodes') });
+    this.nodes = new Watched(opts.cluster, {
+      path: '/api/v1/nodes',
+      list: () => core.listNode(),
+      onEvent: (n) => {
+        enqueue(n.metadata?.name);
+        this.runner.enqueueNode(n.metadata?.name ?? ''); // e.g. reclaimed: its jobs' grace starts
+      },
+      onError: onError('nodes'),
+    });
     this.pods = new Watched(opts.cluster, { path: '/api/v1/pods', list: () => core.listPodForAllNamespaces(), onEvent: (p) => enqueue(p.spec?.nodeName), onError: onError('pods') });
     this.cluster = new Kube(opts.cluster, AGENT_FIELD_MANAGER);
     this.runner = new AssignmentRunner({
@@ -89,6 +97,7 @@ export class Agent {
       registryConfig: opts.registry,
       registry: new Kube(opts.registry, `${AGENT_FIELD_MANAGER}/assignments`),
       candidates: () => this.gpuNodesNow(),
+      node: (name) => this.nodes.get(name),
       holdsRegistry: () => this.holdsRegistry(),
       simulate: opts.simulate ?? false,
       rejectGraceMs: opts.rejectGraceMs ?? 10_000,

@@ -18,7 +18,7 @@ import { Controller } from '../runtime/controller.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { chooseNode, type FitCandidate } from './fit.js';
-import { podRequest } from './gpunode.js';
+import { podRequest, reclaimDeadline } from './gpunode.js';
 import { ASSIGNMENT_NAME_ANNOTATION, InvalidAssignmentError, JobLabel, MANAGED_BY, assignmentStatusFromPod, buildJobPod, jobsNamespace, jobsNetworkPolicy } from './jobpod.js';
 
 /** Annotations the local federation's KWOK reads; copied from Assignment to pod only when simulating. */
@@ -37,6 +37,8 @@ export interface AssignmentRunnerOptions {
   registry: Kube;
   /** The GPU nodes as the agent sees them now. */
   candidates: () => FitCandidate[];
+  /** A Node of the provider's cluster, from the agent's cache. */
+  node: (name: string) => k8s.V1Node | undefined;
   /** Whether the agent holds the registry (heartbeats got through within the fencing timeout). */
   holdsRegistry: () => boolean;
   /** Copy sim.gpufed.io/* annotations to pods (the local federation only). */
@@ -63,8 +65,8 @@ export class AssignmentRunner {
   private readonly core: k8s.CoreV1Api;
   /** Pods created but not seen bound yet: their GPUs are promised on the node they are pinned to. */
   private readonly unbound = new Map<string, { node: string; units: number; at: number }>();
-  /** (assignment uid, epoch) of pods stopped by fencing, so their status can say so afterwards. */
-  private readonly fenced = new Set<string>();
+  /** Why the agent itself stopped a pod, by (assignment uid, epoch), so the status can say so afterwards. */
+  private readonly stoppedBy = new Map<string, typeof AssignmentReason.Fenced | typeof AssignmentReason.Reclaimed>();
   /** Our status writes the Assignment cache may not show yet. */
   private readonly statusWrites = new RecentWrites<AssignmentStatus>();
   /** Pods this agent created (by assignment/epoch) that the pod cache may not show yet. */
@@ -132,7 +134,7 @@ export class AssignmentRunner {
     let n = 0;
     for (const p of this.pods.list(this.o.jobsNamespace)) {
       if (p.metadata?.deletionTimestamp || !['Pending', 'Running'].includes(p.status?.phase ?? '')) continue;
-      this.fenced.add(`${p.metadata?.labels?.[JobLabel.AssignmentUid]}/${p.metadata?.labels?.[JobLabel.Epoch]}`);
+      this.stoppedBy.set(`${p.metadata?.labels?.[JobLabel.AssignmentUid]}/${p.metadata?.labels?.[JobLabel.Epoch]}`, AssignmentReason.Fenced);
       await this.deletePod(p, 'Fenced');
       n++;
     }
@@ -178,10 +180,7 @@ export class AssignmentRunner {
     const current = pods.find((p) => p.metadata?.labels?.[JobLabel.Epoch] === epoch);
     if (a.spec.withdrawn) return this.withdraw(a, current);
     if (!current && (await this.createdButUnseen(name, a.spec.epoch))) return { requeueAfterMs: 300 };
-    if (current) {
-      await this.writeStatus(a, assignmentStatusFromPod(current, this.o.now(), a.status));
-      return;
-    }
+    if (current) return this.follow(a, current);
     return this.startIfDue(a);
   }
 
@@ -192,12 +191,32 @@ export class AssignmentRunner {
     await this.writeStatus(a, this.finish(a, 'Withdrawn', reason, `The registry withdrew the job (${reason})`));
   }
 
-  /** It ran and its pod is gone (fenced, evicted, deleted by hand): report it, never re-run it. */
+  /** Reports the pod's progress; on a node its owner reclaimed, stops it at the deadline. */
+  private async follow(a: AssignmentObject, pod: k8s.V1Pod): Promise<{ requeueAfterMs: number } | void> {
+    await this.writeStatus(a, assignmentStatusFromPod(pod, this.o.now(), a.status));
+    const deadline = reclaimDeadline(this.o.node(pod.spec?.nodeName ?? ''));
+    if (!deadline || pod.metadata?.deletionTimestamp || !['Pending', 'Running'].includes(pod.status?.phase ?? '')) return;
+    const wait = deadline.getTime() - this.o.now().getTime();
+    if (wait > 0) return { requeueAfterMs: wait };
+    this.stoppedBy.set(`${a.metadata?.uid}/${a.spec.epoch}`, AssignmentReason.Reclaimed);
+    await this.deletePod(pod, 'Reclaimed');
+  }
+
+  /** The assignments of the job pods on a node (a node change may concern them, e.g. reclaim). */
+  enqueueNode(nodeName: string): void {
+    for (const p of this.pods.list(this.o.jobsNamespace)) if (p.spec?.nodeName === nodeName) this.controller.enqueue(assignmentOf(p));
+  }
+
+  /** It ran and its pod is gone (fenced, reclaimed, evicted, deleted by hand): report it, never re-run it. */
   private async reportVanished(a: AssignmentObject): Promise<void> {
-    const fenced = this.fenced.has(`${a.metadata?.uid}/${a.spec.epoch}`);
-    const reason = fenced ? AssignmentReason.Fenced : AssignmentReason.PodLost;
-    const message = fenced ? 'The agent lost its hold on the registry and stopped the job' : 'The job pod disappeared while it ran';
-    await this.writeStatus(a, this.finish(a, 'Failed', reason, message));
+    const by = this.stoppedBy.get(`${a.metadata?.uid}/${a.spec.epoch}`);
+    const message =
+      by === AssignmentReason.Fenced
+        ? 'The agent lost its hold on the registry and stopped the job'
+        : by === AssignmentReason.Reclaimed
+          ? "The provider's owner reclaimed the node and the grace period ran out"
+          : 'The job pod disappeared while it ran';
+    await this.writeStatus(a, this.finish(a, 'Failed', by ?? AssignmentReason.PodLost, message));
   }
 
   /** Whether we created this epoch's pod and it exists, only not in the pod cache yet. */
@@ -223,7 +242,8 @@ export class AssignmentRunner {
   private async startIfDue(a: AssignmentObject): Promise<{ requeueAfterMs: number } | void> {
     const phase = a.status?.observedEpoch === a.spec.epoch ? a.status.phase : undefined;
     if (phase && FINISHED.includes(phase)) return;
-    if (phase === 'Running') return this.reportVanished(a);
+    // It ran, or the agent stopped it itself: report what happened, never start it again.
+    if (phase === 'Running' || this.stoppedBy.has(`${a.metadata?.uid}/${a.spec.epoch}`)) return this.reportVanished(a);
     if (!this.o.holdsRegistry()) return { requeueAfterMs: 2000 };
     const fit = chooseNode(a.spec.resources.gpu, a.spec.model, this.o.candidates(), this.reserved(), a.spec.nodeName);
     if (!fit.fits) return this.rejectUnlessShortLived(a, fit.reason, fit.message);

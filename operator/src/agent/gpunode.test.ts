@@ -122,6 +122,7 @@ describe('gpuNodeStatus', () => {
     ['NotReady', (n: V1Node) => (n.status!.conditions = [{ type: 'Ready', status: 'False', reason: 'KubeletNotReady' }]), 'Ready', 'NodeNotReady'],
     ['cordoned', (n: V1Node) => (n.spec = { unschedulable: true }), 'Schedulable', 'NodeCordoned'],
     ['tainted', (n: V1Node) => (n.spec = { taints: [{ key: 'gaming', value: 'owner', effect: 'NoSchedule' }] }), 'Schedulable', 'NodeTainted'],
+    ['reclaimed by its owner', (n: V1Node) => (n.metadata!.annotations = { ...n.metadata!.annotations, 'gpufed.io/reclaim-deadline': '2026-11-21T12:05:00Z' }), 'Schedulable', 'NodeReclaimed'],
   ])('reports a %s node in its conditions', (_case, edit, type, reason) => {
     const c = gpuNodeStatus(node('alice-desktop', edit), [], undefined, now).conditions?.find((x) => x.type === type);
     expect(c).toMatchObject({ status: 'False', reason });

@@ -10,6 +10,20 @@ export const SHARED_GPU_RESOURCE = 'nvidia.com/gpu.shared';
 export const MIG_RESOURCE_PREFIX = 'nvidia.com/mig-';
 /** Job pods tolerate this taint, so it does not make a GPU node unschedulable for gpufed. */
 export const GPU_TAINT_KEY = 'nvidia.com/gpu';
+/**
+ * Set by `gpufed provider reclaim` on a Node of the owner's cluster: the owner takes the node back.
+ * No new jobs land there; running ones may finish until this RFC 3339 deadline, then stop.
+ * An annotation, not a taint, so the owner's own pods still schedule on the node.
+ */
+export const RECLAIM_ANNOTATION = 'gpufed.io/reclaim-deadline';
+
+/** When running jobs on a reclaimed node must stop, or undefined when the node is not reclaimed. */
+export function reclaimDeadline(node: V1Node | undefined): Date | undefined {
+  const v = node?.metadata?.annotations?.[RECLAIM_ANNOTATION];
+  if (!v) return undefined;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? new Date(0) : new Date(t); // unreadable: treat as due now
+}
 
 const label = (node: V1Node, key: string): string | undefined => node.metadata?.labels?.[key];
 const intLabel = (node: V1Node, key: string): number | undefined => {
@@ -116,7 +130,10 @@ function nodeConditions(node: V1Node, previous: readonly Condition[] | undefined
     now,
   );
   const blocking = (node.spec?.taints ?? []).filter((t) => t.key !== GPU_TAINT_KEY && (t.effect === 'NoSchedule' || t.effect === 'NoExecute'));
-  const schedulable = node.spec?.unschedulable
+  const reclaimed = reclaimDeadline(node);
+  const schedulable = reclaimed
+    ? { status: 'False' as const, reason: GpuNodeReason.NodeReclaimed, message: `The owner reclaimed the node; running jobs stop at ${reclaimed.toISOString()}` }
+    : node.spec?.unschedulable
     ? { status: 'False' as const, reason: GpuNodeReason.NodeCordoned, message: 'The node is cordoned' }
     : blocking.length > 0
       ? { status: 'False' as const, reason: GpuNodeReason.NodeTainted, message: `The node has taints job pods do not tolerate: ${blocking.map((t) => `${t.key}:${t.effect}`).join(', ')}` }
