@@ -1,12 +1,12 @@
 // gpufed: one CLI for providers, renters and federation operators (also `kubectl gpufed`).
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { packageVersion } from '../../operator/src/version.js';
 import { devCommand } from './commands/dev.js';
-import { repoRoot } from './dev/paths.js';
+import { providerCommand } from './commands/provider.js';
+import { registryCommand } from './commands/registry.js';
 import { UsageError } from './output.js';
 
-const { version } = JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
+const version = packageVersion();
 
 /** Usage errors anywhere in the tree exit 2 with a hint, instead of commander's process.exit(1). */
 function strict(cmd: Command): Command {
@@ -18,6 +18,8 @@ function strict(cmd: Command): Command {
 export function program(): Command {
   const p = new Command('gpufed').description('Federate home GPU clusters into one market: run, rent and settle GPU time').version(version);
   p.addCommand(devCommand());
+  p.addCommand(providerCommand());
+  p.addCommand(registryCommand());
   return strict(p);
 }
 

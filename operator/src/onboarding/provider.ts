@@ -1,0 +1,245 @@
+// Onboarding a provider on the registry, the pure part: what a provider's credentials are made of
+// (its Provider, namespace, service account, RBAC and token Secret, as plain manifests), the
+// kubeconfig its agent gets, and the checks on the admin's input. apply.ts sends them.
+//
+// The RBAC here is the federation's security boundary (DESIGN.md: a provider's credentials reach
+// only its own namespace and its own Provider status), so every rule is listed once, in
+// AGENT_NAMESPACE_RULES and providerClusterRules, and docs/onboarding.md and
+// test/integration/provider-rbac.test.ts check exactly these.
+import { fromBech32 } from '@cosmjs/encoding';
+import type { V1Secret } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { API_GROUP, API_GROUP_VERSION, type Provider, type ProviderSpecPrice } from '../api/index.js';
+
+/** The namespace on the registry holding a provider's GpuNodes, Assignments and UsageRecords. */
+export const providerNamespace = (provider: string): string => `gpufed-provider-${provider}`;
+
+/** The service account the provider's agent authenticates as, in the provider's namespace. */
+export const AGENT_SERVICE_ACCOUNT = 'gpufed-agent';
+/** Name of the namespaced Role and RoleBinding of the agent. */
+export const AGENT_ROLE = 'gpufed-agent';
+/** Name of the ClusterRole and ClusterRoleBinding that reach the provider's own Provider only. */
+export const providerClusterRoleName = (provider: string): string => `gpufed-provider-${provider}`;
+/** Token Secrets are created with this generateName; the server adds a random suffix. */
+export const AGENT_TOKEN_PREFIX = `${AGENT_SERVICE_ACCOUNT}-token-`;
+
+/** Labels that mark what onboarding created (and find the token Secrets again for rotation). */
+export const PROVIDER_LABEL = 'gpufed.io/provider';
+export const CREDENTIAL_LABEL = 'gpufed.io/credential';
+export const AGENT_TOKEN_CREDENTIAL = 'agent-token';
+
+export const MAX_PROVIDER_NAME = 47;
+/** The default human-readable part of wallet addresses (the local chain is simd's `cosmos`). */
+export const DEFAULT_ADDRESS_PREFIX = 'cosmos';
+
+// The same patterns the CRDs enforce, checked before anything is sent so a typo fails fast.
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const COIN = /^(0|[1-9][0-9]{0,77})[a-zA-Z][a-zA-Z0-9/:._-]{2,127}$/;
+const GPU_MODEL = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+const READ = ['get', 'list', 'watch'];
+const STATUS = ['get', 'update', 'patch'];
+
+/**
+ * What an agent may do in its own namespace: exactly what agent mode needs, nothing cluster-wide.
+ * No Secrets (not even its own token), no Pods, no delete of UsageRecords (they are the payment
+ * trail) and no write of an Assignment's spec (the registry's word; the agent answers in status).
+ */
+export const AGENT_NAMESPACE_RULES: readonly PolicyRule[] = [
+  // One GpuNode per GPU node of the provider's cluster: created, kept up to date, removed with the node.
+  { apiGroups: [API_GROUP], resources: ['gpunodes'], verbs: [...READ, 'create', 'update', 'patch', 'delete'] },
+  { apiGroups: [API_GROUP], resources: ['gpunodes/status'], verbs: STATUS },
+  // Placed jobs: read the spec, report the pod's phase in status.
+  { apiGroups: [API_GROUP], resources: ['assignments'], verbs: READ },
+  { apiGroups: [API_GROUP], resources: ['assignments/status'], verbs: STATUS },
+  // Metering and settlement: one record per period, its settlement state in status.
+  { apiGroups: [API_GROUP], resources: ['usagerecords'], verbs: [...READ, 'create', 'update', 'patch'] },
+  { apiGroups: [API_GROUP], resources: ['usagerecords/status'], verbs: STATUS },
+  // Job log tails, pushed for `gpufed logs`; removed when the job is gone.
+  { apiGroups: [''], resources: ['configmaps'], verbs: [...READ, 'create', 'update', 'patch', 'delete'] },
+  // Events about its objects: the core API and events.k8s.io (client-node can record through either).
+  { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+  // Leader election between agent replicas.
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: [...READ, 'create', 'update', 'patch'] },
+];
+
+/**
+ * What an agent may do cluster-wide: read its own Provider and write its status, nothing else.
+ * A list or watch is allowed only with `fieldSelector=metadata.name=<provider>` (the API server
+ * then authorizes it against resourceNames); a plain list of all Providers is forbidden.
+ */
+export function providerClusterRules(provider: string): PolicyRule[] {
+  return [
+    { apiGroups: [API_GROUP], resources: ['providers'], resourceNames: [provider], verbs: READ },
+    { apiGroups: [API_GROUP], resources: ['providers/status'], resourceNames: [provider], verbs: STATUS },
+  ];
+}
+
+/** What the admin asks for: the Provider's spec. */
+export interface ProviderRequest {
+  name: string;
+  wallet: string;
+  /** Receives the payments; the wallet when left out. */
+  payout?: string;
+  region: string;
+  prices: ProviderSpecPrice[];
+}
+
+/** A plain Kubernetes manifest (what the API server takes and kubectl prints). */
+export interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [field: string]: unknown;
+}
+
+const labelsOf = (provider: string) => ({ [PROVIDER_LABEL]: provider, 'app.kubernetes.io/part-of': 'gpufed', 'app.kubernetes.io/managed-by': 'gpufed-cli' });
+
+export function providerManifest(r: ProviderRequest): Provider {
+  return {
+    apiVersion: API_GROUP_VERSION,
+    kind: 'Provider',
+    metadata: { name: r.name, labels: labelsOf(r.name) },
+    spec: { wallet: r.wallet, payout: r.payout ?? r.wallet, region: r.region, prices: r.prices },
+  };
+}
+
+/**
+ * Every object of an onboarded provider, in the order to apply them: the Provider first (the API
+ * server validates its spec, so a bad request creates nothing else), then the namespace and what
+ * lives in it, then the cluster-scoped RBAC. The token Secret is not here: it is created, never
+ * applied (see agentTokenSecret).
+ */
+export function providerObjects(r: ProviderRequest): Manifest[] {
+  const ns = providerNamespace(r.name);
+  const labels = labelsOf(r.name);
+  const subject = { kind: 'ServiceAccount', name: AGENT_SERVICE_ACCOUNT, namespace: ns };
+  const clusterRole = providerClusterRoleName(r.name);
+  return [
+    providerManifest(r) as unknown as Manifest,
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: AGENT_SERVICE_ACCOUNT, namespace: ns, labels }, automountServiceAccountToken: false },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: AGENT_ROLE, namespace: ns, labels }, rules: AGENT_NAMESPACE_RULES.map((x) => ({ ...x })) },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: AGENT_ROLE, namespace: ns, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: AGENT_ROLE },
+      subjects: [subject],
+    },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterRole, labels }, rules: providerClusterRules(r.name) },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: clusterRole, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole },
+      subjects: [subject],
+    },
+  ];
+}
+
+/**
+ * A long-lived token for the agent: a Secret of type kubernetes.io/service-account-token that the
+ * token controller fills with a token, the namespace's CA and its name. generateName gives every
+ * token its own Secret, so a rotation can create the new one before deleting the old.
+ */
+export function agentTokenSecret(provider: string): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'kubernetes.io/service-account-token',
+    metadata: {
+      generateName: AGENT_TOKEN_PREFIX,
+      namespace: providerNamespace(provider),
+      labels: { ...labelsOf(provider), [CREDENTIAL_LABEL]: AGENT_TOKEN_CREDENTIAL },
+      annotations: { 'kubernetes.io/service-account.name': AGENT_SERVICE_ACCOUNT },
+    },
+  };
+}
+
+export interface AgentKubeconfigInput {
+  provider: string;
+  /** The registry API server as the agent reaches it, e.g. https://registry.example.org:6443. */
+  server: string;
+  /** The registry's CA bundle, base64 of the PEM (as a token Secret's ca.crt holds it). */
+  caData: string;
+  token: string;
+}
+
+/** The kubeconfig of a provider's agent: token auth, its namespace as the default. */
+export function agentKubeconfig(k: AgentKubeconfigInput): Record<string, unknown> {
+  const name = providerNamespace(k.provider);
+  return {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'gpufed-registry', cluster: { server: k.server, 'certificate-authority-data': k.caData } }],
+    users: [{ name: `${name}-agent`, user: { token: k.token } }],
+    contexts: [{ name, context: { cluster: 'gpufed-registry', user: `${name}-agent`, namespace: name } }],
+    'current-context': name,
+  };
+}
+
+export function agentKubeconfigYaml(k: AgentKubeconfigInput): string {
+  return `# The gpufed agent's credentials for provider ${k.provider} on the registry. Keep it secret.\n${stringify(agentKubeconfig(k))}`;
+}
+
+// Input checks. Each returns the problem as a sentence, or undefined; the CLI prefixes the flag.
+
+export function providerNameProblem(name: string): string | undefined {
+  if (name.length > MAX_PROVIDER_NAME) return `must be at most ${MAX_PROVIDER_NAME} characters (its namespace is gpufed-provider-<name>), it has ${name.length}`;
+  if (!DNS_LABEL.test(name)) return 'must be a DNS label: lower-case letters, digits and "-", starting and ending with a letter or digit';
+  return undefined;
+}
+
+export function regionProblem(region: string): string | undefined {
+  if (region.length > 63 || !DNS_LABEL.test(region)) return 'must be a DNS label of at most 63 characters, e.g. eu-west';
+  return undefined;
+}
+
+/** A bech32 account address with the expected prefix and a valid checksum (20- or 32-byte account). */
+export function addressProblem(address: string, prefix = DEFAULT_ADDRESS_PREFIX): string | undefined {
+  if (address !== address.toLowerCase()) return 'must be lower case';
+  let decoded: { prefix: string; data: Uint8Array };
+  try {
+    decoded = fromBech32(address, 90);
+  } catch (e) {
+    return `is not a valid bech32 address (${(e as Error).message})`;
+  }
+  if (decoded.prefix !== prefix) return `has prefix "${decoded.prefix}", expected "${prefix}" (e.g. ${prefix}1...)`;
+  if (decoded.data.length !== 20 && decoded.data.length !== 32) return `decodes to ${decoded.data.length} bytes, expected an account address of 20 or 32`;
+  return undefined;
+}
+
+export function coinProblem(coin: string): string | undefined {
+  if (!COIN.test(coin)) return 'must be a Cosmos coin: an integer amount in the base denom (no sign, decimal point or leading zeros) followed by the denom, e.g. 1200000ustake';
+  return undefined;
+}
+
+/** `MODEL=COIN`, e.g. `NVIDIA-GeForce-RTX-4090=1200000ustake`, or a sentence saying what is wrong. */
+export function parsePrice(text: string): ProviderSpecPrice | string {
+  const eq = text.indexOf('=');
+  if (eq < 0) return 'expected MODEL=COIN, e.g. NVIDIA-GeForce-RTX-4090=1200000ustake';
+  const model = text.slice(0, eq);
+  const pricePerGpuHour = text.slice(eq + 1);
+  if (model.length > 63 || !GPU_MODEL.test(model)) return `model "${model}" must be a GPU product name as nvidia.com/gpu.product has it, e.g. NVIDIA-GeForce-RTX-4090`;
+  const coin = coinProblem(pricePerGpuHour);
+  if (coin) return `price "${pricePerGpuHour}" ${coin}`;
+  return { model, pricePerGpuHour };
+}
+
+/** The first model priced twice, if any (prices are a list-map keyed on model). */
+export function duplicateModel(prices: readonly ProviderSpecPrice[]): string | undefined {
+  const seen = new Set<string>();
+  for (const p of prices) {
+    if (seen.has(p.model)) return p.model;
+    seen.add(p.model);
+  }
+  return undefined;
+}
