@@ -3,11 +3,67 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readState } from '../../cli/src/dev/federation.js';
 import { processesMentioning } from '../../cli/src/dev/process.js';
-import { repoRoot } from '../../cli/src/dev/paths.js';
-import { run } from '../support/federation.js';
+import { binDir, repoRoot } from '../../cli/src/dev/paths.js';
+import { eventually, run } from '../support/federation.js';
 
 const cli = (args: string[]) => run(process.execPath, [join(repoRoot(), 'dist/cli/src/gpufed.js'), ...args], { timeoutMs: 240_000 });
+
+const kubectlIn = (dir: string, kubeconfig: string, args: string[], input?: string) =>
+  run(join(binDir(), 'kubectl'), ['--kubeconfig', join(dir, kubeconfig), ...args], input === undefined ? {} : { input });
+
+/**
+ * The supervised agent of provider dave: registered its GPU node on the registry with the scoped
+ * credentials `dev up` onboarded it with, runs an Assignment, is stopped and started by
+ * `gpufed dev stop|start`, and after `kill -9` mid-run adopts its pod instead of re-creating it.
+ */
+async function agentRunsJobsAndSurvivesKill9(dir: string): Promise<void> {
+  const gpuNodes = await eventually('dave GpuNode on the registry', async () => {
+    const r = await kubectlIn(dir, 'registry.kubeconfig', ['get', 'gpunodes', '-n', 'gpufed-provider-dave', '-o', 'name']);
+    return r.stdout.includes('dave-h100') ? r.stdout : undefined;
+  });
+  expect(gpuNodes.trim()).toBe('gpunode.gpufed.io/dave-h100');
+  // The agent's own credentials are scoped: they cannot list Providers beyond its own.
+  const denied = await kubectlIn(dir, 'agent-dave.kubeconfig', ['get', 'providers']);
+  expect(denied.stderr).toMatch(/forbidden/);
+
+  const assignment = {
+    apiVersion: 'gpufed.io/v1alpha1',
+    kind: 'Assignment',
+    metadata: { name: 'kill9', namespace: 'gpufed-provider-dave', annotations: { 'sim.gpufed.io/duration': '8s' } },
+    spec: {
+      jobRef: { namespace: 'carol', name: 'kill9', uid: '11111111-2222-4333-8444-555555555555' },
+      epoch: 1,
+      image: 'docker.io/library/python:3.13',
+      resources: { gpu: { count: 1, models: ['NVIDIA-H100-80GB-HBM3'], sharing: 'MIG', migProfile: '3g.40gb' }, cpu: '1', memory: '1Gi' },
+      model: 'NVIDIA-H100-80GB-HBM3',
+      pricePerGpuHour: '1000000ustake',
+      maxDurationSeconds: 600,
+      payer: 'cosmos1mk8fzcygt80ykycmzejuh6nsrln63lszqw8vmh',
+    },
+  };
+  expect((await kubectlIn(dir, 'registry.kubeconfig', ['apply', '-f', '-'], JSON.stringify(assignment))).code).toBe(0);
+  const phase = async () => (await kubectlIn(dir, 'registry.kubeconfig', ['get', 'assignment', 'kill9', '-n', 'gpufed-provider-dave', '-o', 'jsonpath={.status.phase}'])).stdout;
+  const podUid = async () => (await kubectlIn(dir, 'provider-dave.kubeconfig', ['get', 'pod', 'kill9-e1', '-n', 'gpufed-jobs', '-o', 'jsonpath={.metadata.uid}'])).stdout;
+  await eventually('kill9 Running', async () => ((await phase()) === 'Running' ? true : undefined));
+  const uid = await podUid();
+  expect(uid).not.toBe('');
+
+  const pid = readState(dir)?.pids['agent-dave'];
+  process.kill(pid as number, 'SIGKILL');
+  expect((await cli(['dev', 'status', '--dir', dir])).code).toBe(1);
+  const started = await cli(['dev', 'start', 'agent-dave', '--dir', dir]);
+  expect(started.stdout).toMatch(/Started agent-dave/);
+  await eventually('kill9 Succeeded', async () => ((await phase()) === 'Succeeded' ? true : undefined), 60_000);
+  expect(await podUid()).toBe(uid); // adopted, not re-created
+
+  expect((await cli(['dev', 'stop', 'agent-dave', '--dir', dir])).stdout).toMatch(/Stopped agent-dave/);
+  expect((await cli(['dev', 'start', 'agent-dave', '--dir', dir])).code).toBe(0);
+  const unknown = await cli(['dev', 'stop', 'agent-zed', '--dir', dir]);
+  expect(unknown.code).toBe(2);
+  expect(unknown.stderr).toMatch(/No component agent-zed; the federation has: etcd, /);
+}
 
 describe('gpufed dev', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gpufed-dev-cli-'));
@@ -43,9 +99,11 @@ describe('gpufed dev', () => {
     expect(st.stdout).toMatch(/The local federation is running/);
     expect(st.stdout).toMatch(/dave\/kwok\s+\d+\s+healthy/);
 
+    await agentRunsJobsAndSurvivesKill9(dir);
+
     const downRun = await cli(['dev', 'down', '--dir', dir]);
     expect(downRun.code).toBe(0);
-    expect(downRun.stdout).toMatch(/Stopped 7 processes; nothing of .* is left running/);
+    expect(downRun.stdout).toMatch(/Stopped 8 processes; nothing of .* is left running/);
     expect(processesMentioning(dir)).toEqual([]);
 
     const after = await cli(['dev', 'status', '--dir', dir, '-o', 'yaml']);

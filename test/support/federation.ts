@@ -77,3 +77,18 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
   }
   throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
+
+/**
+ * The registry as a provider's agent sees it: onboards the provider the way `gpufed registry
+ * add-provider` does (idempotent) and returns the scoped kubeconfig, so tests run agents with
+ * exactly the permissions a real home gets.
+ */
+export async function agentRegistryConfig(provider: string, prices: { model: string; pricePerGpuHour: string }[]): Promise<k8s.KubeConfig> {
+  const { onboardProvider } = await import('../../operator/src/onboarding/apply.js');
+  const { Kube } = await import('../../operator/src/kube/client.js');
+  const { devAddress } = await import('../../cli/src/dev/wallets.js');
+  const done = await onboardProvider(new Kube(kubeConfig('registry'), 'gpufed-cli'), { name: provider, wallet: devAddress(`wallet/${provider}`), region: 'home', prices });
+  const kc = new k8s.KubeConfig();
+  kc.loadFromString(done.kubeconfig);
+  return kc;
+}

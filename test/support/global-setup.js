@@ -10,6 +10,7 @@ export default async function globalSetup() {
   const start = Date.now();
   const log = (line) => process.stderr.write(`[federation ${((Date.now() - start) / 1000).toFixed(1)}s] ${line}\n`);
   process.stderr.write(`\nStarting the test federation in ${dir}\n`);
-  const state = await up({ dir, log, timeoutMs: 300_000 });
+  // No dev agents: the integration tests run their own agents in-process, with options they choose.
+  const state = await up({ dir, log, timeoutMs: 300_000, agents: false });
   process.stderr.write(`Test federation ready in ${(state.timings.total / 1000).toFixed(1)}s\n`);
 }

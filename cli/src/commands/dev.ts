@@ -1,6 +1,6 @@
 // `gpufed dev up|status|down`: the local federation for demos, tests and development.
 import { Command, Option } from 'commander';
-import { AlreadyRunningError, down, status, up, type StatusReport } from '../dev/federation.js';
+import { AlreadyRunningError, down, readState, startComponent, status, stopComponent, up, type StatusReport } from '../dev/federation.js';
 import { devDir } from '../dev/paths.js';
 import { bold, dim, green, parseOutputFormat, print, progress, red, table, UsageError, type OutputFormat } from '../output.js';
 
@@ -43,6 +43,7 @@ Examples:
   $ gpufed dev up --providers 3    # a third, generated provider
   $ gpufed dev status -o json
   $ . .gpufed/dev/env && kubectl --context gpufed-bob get nodes
+  $ gpufed dev stop agent-alice && gpufed dev start agent-alice
   $ gpufed dev down`,
   );
 
@@ -52,14 +53,15 @@ Examples:
     .addOption(new Option('--providers <n>', 'number of provider clusters').default(2).argParser(positiveInt))
     .option('--fleet <file>', 'fleet file describing providers and their GPU nodes (default: cli/src/dev/fleets/default.yaml)')
     .option('--dir <dir>', 'state directory (default: $GPUFED_DEV_DIR or .gpufed/dev)')
+    .option('--no-agents', "don't onboard the providers or run their gpufed agents")
     .addOption(outputOption())
     .addHelpText('after', '\nExamples:\n  $ gpufed dev up\n  $ gpufed dev up --providers 1 --fleet my-fleet.yaml')
-    .action(async (o: { providers: number; fleet?: string; dir?: string; output: OutputFormat }) => {
+    .action(async (o: { providers: number; fleet?: string; dir?: string; agents: boolean; output: OutputFormat }) => {
       const dir = o.dir ?? devDir();
       const log = progress();
       try {
         log(`Starting the local federation in ${dir} (${o.providers} provider${o.providers === 1 ? '' : 's'})`);
-        await up({ dir, providers: o.providers, log, ...(o.fleet ? { fleetFile: o.fleet } : {}) });
+        await up({ dir, providers: o.providers, log, agents: o.agents, ...(o.fleet ? { fleetFile: o.fleet } : {}) });
       } catch (e) {
         if (!(e instanceof AlreadyRunningError)) throw e;
         process.stderr.write(`${e.message}\n`);
@@ -80,6 +82,25 @@ Examples:
       print(o.output, r, () => statusTable(r));
       if (!r.running) process.exitCode = 1;
     });
+
+  for (const verb of ['stop', 'start'] as const) {
+    dev
+      .command(verb)
+      .description(verb === 'stop' ? 'Stop one component of the running federation (for demos and fault tests)' : 'Start a stopped component again, with the same flags, and wait until it is healthy')
+      .argument('<component>', 'e.g. agent-alice, registry/kube-apiserver, bob/kwok (see gpufed dev status)')
+      .option('--dir <dir>', 'state directory (default: $GPUFED_DEV_DIR or .gpufed/dev)')
+      .addHelpText('after', `\nExamples:\n  $ gpufed dev ${verb} agent-alice\n  $ gpufed dev ${verb} registry/kube-apiserver`)
+      .action(async (component: string, o: { dir?: string }) => {
+        const dir = o.dir ?? devDir();
+        const state = readState(dir);
+        if (!state) throw new UsageError(`No local federation in ${dir}; start one with: gpufed dev up`);
+        if (!state.plan.components.some((c) => c.name === component)) {
+          throw new UsageError(`No component ${component}; the federation has: ${state.plan.components.map((c) => c.name).join(', ')}`);
+        }
+        await (verb === 'stop' ? stopComponent(dir, component) : startComponent(dir, component));
+        process.stdout.write(`${verb === 'stop' ? 'Stopped' : 'Started'} ${component}.\n`);
+      });
+  }
 
   dev
     .command('down')

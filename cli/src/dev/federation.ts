@@ -9,10 +9,13 @@ import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { explain, isConflict } from '../../../operator/src/kube/errors.js';
 import { fromPlain, loadManifest } from '../../../operator/src/kube/manifests.js';
-import { nodeManifest, parseFleet, selectProviders, type Fleet } from './fleet.js';
+import { Kube, loadKubeConfig } from '../../../operator/src/kube/client.js';
+import { onboardProvider, writePrivateFile } from '../../../operator/src/onboarding/apply.js';
+import { nodeManifest, parseFleet, selectProviders, type Fleet, type FleetProvider } from './fleet.js';
 import { binDir as defaultBinDir, devDir, repoRoot } from './paths.js';
 import { ensurePki, ensureServiceAccountKey, pkiPaths, type Pki } from './pki.js';
-import { planFederation, portsNeeded, type ClusterPlan, type ComponentPlan, type FederationPlan, type HealthCheck } from './plan.js';
+import { agentKubeconfigPath, planFederation, portsNeeded, type ClusterPlan, type ComponentPlan, type FederationPlan, type HealthCheck, type Stage } from './plan.js';
+import { devAddress } from './wallets.js';
 import { isAlive, processesMentioning, startDetached, stopProcess } from './process.js';
 
 export const STATE_FILE = 'state.json';
@@ -40,6 +43,8 @@ export interface UpOptions {
   log?: (line: string) => void;
   /** How long to wait for everything to become healthy. */
   timeoutMs?: number;
+  /** Onboard every provider and run its gpufed agent (default true). */
+  agents?: boolean;
 }
 
 export class AlreadyRunningError extends Error {
@@ -64,6 +69,19 @@ export function readState(dir: string = devDir()): FederationState | undefined {
 
 function writeState(state: FederationState): void {
   writeFileSync(join(state.dir, STATE_FILE), JSON.stringify(state, null, 2));
+}
+
+async function makePlan(dir: string, binDir: string, providers: FleetProvider[], withAgents: boolean): Promise<FederationPlan> {
+  const agents = withAgents ? { agents: { entry: operatorEntry(), node: process.execPath } } : {};
+  const kwokStages = join(repoRoot(), 'cli', 'src', 'dev', 'kwok-stages.yaml');
+  return planFederation({ dir, binDir, providers, kwokStages, ...agents }, await freePorts(portsNeeded(providers.length, withAgents)));
+}
+
+/** The compiled operator the dev agents run (`npm run build` makes it). */
+function operatorEntry(): string {
+  const entry = join(repoRoot(), 'dist', 'operator', 'src', 'main.js');
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: build it with \`npm run build\` (or \`make build\`)`);
+  return entry;
 }
 
 export function loadFleet(file?: string): Fleet {
@@ -268,12 +286,32 @@ async function bootstrapProvider(cluster: ClusterPlan, deadline: number): Promis
   return provider.nodes.length;
 }
 
-const STAGE_NAMES = ['etcd', 'apiservers', 'controllers+bootstrap'] as const;
+const STAGE_NAMES = ['etcd', 'apiservers', 'controllers+bootstrap', 'agents'] as const;
 
-/** Starts one stage's processes (recording each pid at once) and waits for them and, in the last stage, the bootstrap. */
-async function startStage(state: FederationState, stage: 0 | 1 | 2, pki: Pki, deadline: number, log: (line: string) => void): Promise<void> {
+/**
+ * Onboards each provider on the registry the way a registry admin does (`gpufed registry
+ * add-provider`): Provider, namespace, ServiceAccount, scoped RBAC and a token; the agent then runs
+ * with that kubeconfig, so the federation exercises exactly the credentials a real home gets.
+ */
+async function onboardAgents(plan: FederationPlan, log: (line: string) => void): Promise<void> {
+  const registry = plan.clusters.find((c) => c.role === 'registry') as ClusterPlan;
+  const kube = new Kube(loadKubeConfig(registry.kubeconfig), 'gpufed-cli');
+  for (const cl of plan.clusters) {
+    const p = cl.provider;
+    if (!p) continue;
+    const prices = Object.entries(p.prices).map(([model, pricePerGpuHour]) => ({ model, pricePerGpuHour }));
+    const done = await onboardProvider(kube, { name: p.name, wallet: devAddress(`wallet/${p.name}`), region: p.region, prices });
+    writePrivateFile(agentKubeconfigPath(plan.dir, p.name), done.kubeconfig);
+  }
+  log(`registry: onboarded ${plan.clusters.filter((c) => c.provider).map((c) => c.name).join(', ')} with scoped agent credentials`);
+}
+
+/** Starts one stage's processes (recording each pid at once) and waits for them and, in stage 2, the bootstrap. */
+async function startStage(state: FederationState, stage: Stage, pki: Pki, deadline: number, log: (line: string) => void): Promise<void> {
   const ts = Date.now();
   const batch = state.plan.components.filter((c) => c.stage === stage);
+  if (batch.length === 0) return;
+  if (stage === 3) await onboardAgents(state.plan, log);
   for (const c of batch) {
     state.pids[c.name] = startDetached(c.binary, c.args, c.log);
     writeState(state);
@@ -318,14 +356,14 @@ export async function up(opts: UpOptions = {}): Promise<FederationState> {
   await Promise.all(['registry', ...providers.map((p) => p.name)].map((c) => ensureServiceAccountKey(pki, c)));
   mark('pki', t0);
 
-  const plan = planFederation({ dir, binDir: bins, providers, kwokStages: join(repoRoot(), 'cli', 'src', 'dev', 'kwok-stages.yaml') }, await freePorts(portsNeeded(providers.length)));
+  const plan = await makePlan(dir, bins, providers, opts.agents !== false);
   for (const c of plan.clusters) writeFileSync(c.kubeconfig, kubeconfigYaml(c, pki), { mode: 0o600 });
   writeFileSync(join(dir, 'env'), envFile(plan));
   const state: FederationState = { version: 1, dir, startedAt: new Date().toISOString(), timings, plan, pids: {} };
   writeState(state);
 
   try {
-    for (const stage of [0, 1, 2] as const) await startStage(state, stage, pki, deadline, log);
+    for (const stage of [0, 1, 2, 3] as const) await startStage(state, stage, pki, deadline, log);
   } catch (e) {
     log(`Start-up failed; stopping what was started`);
     await down(dir);
@@ -348,7 +386,7 @@ export async function down(dir: string = devDir(), opts: { purge?: boolean } = {
   const state = readState(dir);
   const stopped: string[] = [];
   if (state) {
-    const byStage = [2, 1, 0].map((s) => state.plan.components.filter((c) => c.stage === s));
+    const byStage = [3, 2, 1, 0].map((s) => state.plan.components.filter((c) => c.stage === s));
     for (const batch of byStage) {
       await Promise.all(
         batch.map(async (c) => {

@@ -21,6 +21,13 @@ describe('parseFleet', () => {
     expect(bob?.nodes.find((n) => n.name === 'bob-shared')?.gpus?.timeSlicing).toEqual({ replicas: 4, rename: true });
   });
 
+  it('reads prices per model and gives unpriced models the default', () => {
+    const [alice, bob] = defaultFleet().providers;
+    expect(alice?.prices).toEqual({ 'NVIDIA-GeForce-RTX-4090': '1200000ustake', 'NVIDIA-GeForce-RTX-3090': '800000ustake' });
+    expect(bob?.prices['NVIDIA-A100-SXM4-80GB']).toBe('500000ustake');
+    expect(parseFleet(oneNode('{name: n, gpus: {product: NVIDIA-L4, count: 1}}')).providers[0]?.prices).toEqual({ 'NVIDIA-L4': '1000000ustake' });
+  });
+
   it('fills defaults for cpu, memory, pods, driver and CUDA', () => {
     const n = parseFleet(oneNode('{name: n1}')).providers[0]?.nodes[0];
     expect(n).toMatchObject({ cpu: '16', memory: '64Gi', pods: 110, driver: '570.153.02', cuda: '12.8', taints: [] });
@@ -45,6 +52,8 @@ describe('parseFleet', () => {
     ['bad driver', oneNode('{name: n, driver: "570"}'), /driver: "570" is not a driver version/],
     ['bad taint effect', oneNode('{name: n, taints: [{key: k, effect: Sometimes}]}'), /effect: "Sometimes"/],
     ['unknown field', oneNode('{name: n, gpu: {product: x}}'), /nodes\[0\]\.gpu: unknown field/],
+    ['price for a model it lacks', 'providers:\n  - name: p\n    prices: {NVIDIA-L4: 1ustake}\n    nodes: [{name: n}]', /prices\.NVIDIA-L4: no node of this provider has NVIDIA-L4/],
+    ['price not a coin', 'providers:\n  - name: p\n    prices: {NVIDIA-L4: "1.5ustake"}\n    nodes: [{name: n, gpus: {product: NVIDIA-L4, count: 1}}]', /"1.5ustake" is not a Cosmos coin/],
   ])('rejects %s with an error naming the place', (_case, text, message) => {
     expect(() => parseFleet(text)).toThrow(FleetError);
     expect(() => parseFleet(text)).toThrow(message);

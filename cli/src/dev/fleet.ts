@@ -72,6 +72,8 @@ export interface FleetNode {
 export interface FleetProvider {
   name: string;
   region: string;
+  /** Price per GPU-hour by model, as Cosmos coins (what `registry add-provider --price` sets). */
+  prices: Record<string, string>;
   nodes: FleetNode[];
 }
 
@@ -87,6 +89,9 @@ export class FleetError extends Error {
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const COIN = /^(0|[1-9][0-9]*)[a-zA-Z][a-zA-Z0-9/:._-]{2,127}$/;
+/** Dev prices per GPU-hour when a fleet names none: roughly what such a card rents for, in ustake. */
+const DEFAULT_PRICE = '1000000ustake';
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/;
 const DEFAULT_DRIVER = '570.153.02';
 const DEFAULT_CUDA = '12.8';
@@ -173,6 +178,20 @@ function parseTaints(where: string, raw: unknown): FleetNode['taints'] {
   });
 }
 
+function parsePrices(where: string, raw: unknown, nodes: FleetNode[]): Record<string, string> {
+  const models = [...new Set(nodes.flatMap((n) => (n.gpus ? [n.gpus.timeSlicing && !n.gpus.timeSlicing.rename ? `${n.gpus.product}-SHARED` : n.gpus.product] : [])))];
+  if (raw !== undefined && !isRecord(raw)) throw new FleetError(where, 'expected a mapping of GPU model to price, e.g. {NVIDIA-GeForce-RTX-4090: 1200000ustake}');
+  const prices: Record<string, string> = {};
+  for (const [model, price] of Object.entries(raw ?? {})) {
+    if (!models.includes(model)) throw new FleetError(`${where}.${model}`, `no node of this provider has ${model} (it has ${models.join(', ') || 'no GPUs'})`);
+    const coin = str(`${where}.${model}`, price);
+    if (!COIN.test(coin)) throw new FleetError(`${where}.${model}`, `"${coin}" is not a Cosmos coin like 1200000ustake`);
+    prices[model] = coin;
+  }
+  for (const m of models) prices[m] ??= DEFAULT_PRICE;
+  return prices;
+}
+
 function parseNode(where: string, raw: unknown): FleetNode {
   if (!isRecord(raw)) throw new FleetError(where, 'expected a mapping with at least a name');
   const known = new Set(['name', 'cpu', 'memory', 'pods', 'gpus', 'driver', 'cuda', 'taints']);
@@ -206,11 +225,8 @@ export function parseFleet(text: string): Fleet {
     if (!isRecord(p)) throw new FleetError(where, 'expected {name, region, nodes}');
     const nodesRaw = p.nodes;
     if (!Array.isArray(nodesRaw) || nodesRaw.length === 0) throw new FleetError(`${where}.nodes`, 'expected at least one node');
-    return {
-      name: name(`${where}.name`, p.name),
-      region: name(`${where}.region`, p.region ?? 'home'),
-      nodes: nodesRaw.map((n: unknown, j) => parseNode(`${where}.nodes[${j}]`, n)),
-    };
+    const nodes = nodesRaw.map((n: unknown, j) => parseNode(`${where}.nodes[${j}]`, n));
+    return { name: name(`${where}.name`, p.name), region: name(`${where}.region`, p.region ?? 'home'), prices: parsePrices(`${where}.prices`, p.prices, nodes), nodes };
   });
   if (providers.length === 0) throw new FleetError('providers', 'expected at least one provider');
   const seen = new Set<string>();
@@ -239,6 +255,7 @@ export function selectProviders(fleet: Fleet, count: number): FleetProvider[] {
     chosen.push({
       name: n,
       region: 'home',
+      prices: { 'NVIDIA-GeForce-RTX-3090': DEFAULT_PRICE },
       nodes: [
         { name: `${n}-cpu`, cpu: '8', memory: '32Gi', pods: 110, driver: DEFAULT_DRIVER, cuda: DEFAULT_CUDA, taints: [] },
         { name: `${n}-gpu`, cpu: '16', memory: '64Gi', pods: 110, driver: DEFAULT_DRIVER, cuda: DEFAULT_CUDA, taints: [], gpus: { product: 'NVIDIA-GeForce-RTX-3090', count: 1 } },

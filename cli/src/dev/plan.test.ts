@@ -70,6 +70,18 @@ describe('planFederation', () => {
     expect(p.components).toHaveLength(1 + 2 + 4 * 3);
   });
 
+  it('adds one agent per provider, last, with its scoped kubeconfig and a metrics port', () => {
+    const p = planFederation({ ...input(), agents: { entry: '/repo/dist/operator/src/main.js', node: '/usr/bin/node26' } }, ports(2).concat([30001, 30002]));
+    const agents = p.components.filter((c) => c.stage === 3);
+    expect(agents.map((c) => c.name)).toEqual(['agent-alice', 'agent-bob']);
+    expect(agents[0]?.binary).toBe('/usr/bin/node26');
+    expect(agents[0]?.args.slice(0, 2)).toEqual(['/repo/dist/operator/src/main.js', 'agent']);
+    expect(arg(agents[0]!.args, '--registry-kubeconfig')).toBe('/tmp/fed/agent-alice.kubeconfig');
+    expect(arg(agents[0]!.args, '--kubeconfig')).toBe('/tmp/fed/provider-alice.kubeconfig');
+    expect(agents[1]?.health.url).toBe('http://127.0.0.1:30002/readyz');
+    expect(portsNeeded(2, true)).toBe(14);
+  });
+
   it('refuses too few ports', () => {
     expect(() => planFederation(input(), ports(1))).toThrow(/12 needed/);
   });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { FleetProvider } from './fleet.js';
 
 export type Role = 'registry' | 'provider';
+export type Stage = 0 | 1 | 2 | 3;
 export type HealthCheck =
   | { kind: 'etcd'; url: string }
   | { kind: 'apiserver'; url: string }
@@ -19,8 +20,8 @@ export interface ComponentPlan {
   args: string[];
   log: string;
   health: HealthCheck;
-  /** Start order: 0 etcd, 1 API servers, 2 everything that talks to an API server. */
-  stage: 0 | 1 | 2;
+  /** Start order: 0 etcd, 1 API servers, 2 what talks to an API server, 3 the gpufed agents. */
+  stage: Stage;
 }
 
 export interface ClusterPlan {
@@ -47,11 +48,18 @@ export interface PlanInput {
   providers: FleetProvider[];
   /** The KWOK stage file (see kwok-stages.yaml). */
   kwokStages: string;
+  /** Run each provider's gpufed agent: the operator's entry file and the Node that runs it. */
+  agents?: { entry: string; node: string };
 }
 
-/** Ports a plan needs: etcd client+peer, then API server + KCM per cluster, scheduler + KWOK per provider. */
-export function portsNeeded(providers: number): number {
-  return 2 + 2 * (providers + 1) + 2 * providers;
+/** Ports a plan needs: etcd client+peer, API server + KCM per cluster, scheduler + KWOK (+ agent) per provider. */
+export function portsNeeded(providers: number, agents = false): number {
+  return 2 + 2 * (providers + 1) + (agents ? 3 : 2) * providers;
+}
+
+/** The scoped kubeconfig `dev up` writes for a provider's agent (registry credentials from onboarding). */
+export function agentKubeconfigPath(dir: string, provider: string): string {
+  return join(dir, `agent-${provider}.kubeconfig`);
 }
 
 export function kubeconfigPath(dir: string, cluster: string): string {
@@ -74,9 +82,8 @@ function delegated(kubeconfig: string, port: number, pki: string): string[] {
 }
 
 export function planFederation(input: PlanInput, ports: number[]): FederationPlan {
-  if (ports.length < portsNeeded(input.providers.length)) {
-    throw new Error(`planFederation: ${ports.length} ports given, ${portsNeeded(input.providers.length)} needed`);
-  }
+  const needed = portsNeeded(input.providers.length, input.agents !== undefined);
+  if (ports.length < needed) throw new Error(`planFederation: ${ports.length} ports given, ${needed} needed`);
   const queue = [...ports];
   const port = (): number => queue.shift() as number;
   const { dir, binDir } = input;
@@ -202,6 +209,30 @@ export function planFederation(input: PlanInput, ports: number[]): FederationPla
         `--server-address=127.0.0.1:${kwokPort}`,
       ],
     });
+  }
+  if (input.agents) {
+    for (const cl of clusters) {
+      if (cl.role !== 'provider') continue;
+      const metricsPort = port();
+      components.push({
+        name: `agent-${cl.name}`,
+        cluster: cl.name,
+        binary: input.agents.node,
+        stage: 3,
+        log: join(logs, `agent-${cl.name}.log`),
+        health: { kind: 'http', url: `http://127.0.0.1:${metricsPort}/readyz` },
+        args: [
+          input.agents.entry,
+          'agent',
+          `--provider=${cl.name}`,
+          `--kubeconfig=${cl.kubeconfig}`,
+          `--registry-kubeconfig=${agentKubeconfigPath(dir, cl.name)}`,
+          // KWOK nodes run pods by their sim.gpufed.io annotations: pass them through.
+          '--simulate',
+          `--metrics-addr=127.0.0.1:${metricsPort}`,
+        ],
+      });
+    }
   }
   return { dir, binDir, etcd: { clientUrl: etcdUrl }, clusters, components };
 }

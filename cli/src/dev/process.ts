@@ -57,10 +57,12 @@ export async function stopProcess(pid: number, graceMs = 10_000): Promise<void> 
 }
 
 /**
- * Every live process whose command line mentions `needle` (the federation directory: every
- * component's flags name a file in it). This is how `dev down` proves nothing was left behind.
+ * Every live process whose command line names a file inside directory `dir` (every component's
+ * flags do). This is how `dev down` proves nothing was left behind. Matching `dir/` rather than
+ * `dir` keeps /tmp/fed from also matching a neighbour's /tmp/fed-2.
  */
-export function processesMentioning(needle: string): { pid: number; cmdline: string }[] {
+export function processesMentioning(dir: string): { pid: number; cmdline: string }[] {
+  const needle = dir.endsWith('/') ? dir : `${dir}/`;
   const found: { pid: number; cmdline: string }[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
