@@ -11,7 +11,7 @@ import { repoRoot } from '../../cli/src/dev/paths.js';
 import { Agent } from '../../operator/src/agent/agent.js';
 import { AssignmentResource, type Assignment } from '../../operator/src/api/index.js';
 import { Metrics } from '../../operator/src/telemetry/metrics.js';
-import { eventually, kubeConfig, kubectl, testDir } from '../support/federation.js';
+import { agentRegistryConfig, eventually, kubeConfig, kubeconfigOf, run, testDir } from '../support/federation.js';
 
 const PROVIDER = 'alice';
 const NS = `gpufed-provider-${PROVIDER}`;
@@ -45,15 +45,17 @@ async function get(name: string): Promise<Assignment | undefined> {
 const phase = (name: string, want: string, timeoutMs = 60_000) => eventually(`assignment ${name} ${want}`, async () => ((await get(name))?.status?.phase === want ? get(name) : undefined), timeoutMs);
 const jobPod = async (name: string) => (await pods().listNamespacedPod({ namespace: JOBS })).items.find((p) => p.metadata?.annotations?.['gpufed.io/assignment-name'] === name);
 
+let scoped: k8s.KubeConfig;
 function newAgent(fencingTimeoutMs = 120_000): Agent {
-  return new Agent({ provider: PROVIDER, cluster: kubeConfig(PROVIDER), registry: kubeConfig('registry'), heartbeatMs: 500, fencingTimeoutMs, rejectGraceMs: 2000, simulate: true, version: 'test', metrics: new Metrics({ defaultMetrics: false }), log: pino({ level: process.env.GPUFED_TEST_LOG ?? 'silent' }) });
+  return new Agent({ provider: PROVIDER, cluster: kubeConfig(PROVIDER), registry: scoped, heartbeatMs: 500, fencingTimeoutMs, rejectGraceMs: 2000, simulate: true, version: 'test', metrics: new Metrics({ defaultMetrics: false }), log: pino({ level: process.env.GPUFED_TEST_LOG ?? 'silent' }) });
 }
 
 beforeAll(async () => {
-  const r = await kubectl('registry', ['create', 'namespace', NS]);
-  if (r.code !== 0 && !/AlreadyExists/.test(r.stderr)) throw new Error(r.stderr);
-  const p = await kubectl('registry', ['apply', '-f', 'crds/samples/provider-alice.yaml']);
-  if (p.code !== 0) throw new Error(p.stderr);
+  // The agent runs with the credentials onboarding gives it, not the admin's.
+  scoped = await agentRegistryConfig(PROVIDER, [
+    { model: 'NVIDIA-GeForce-RTX-4090', pricePerGpuHour: '1200000ustake' },
+    { model: 'NVIDIA-GeForce-RTX-3090', pricePerGpuHour: '800000ustake' },
+  ]);
 });
 
 describe('agent running assignments', () => {
@@ -127,6 +129,32 @@ describe('agent running assignments', () => {
     expect((await jobPod(name))?.metadata?.uid).toBe(before?.metadata?.uid);
     const done = await phase(name, 'Succeeded');
     expect(done?.status?.podName).toBe(before?.metadata?.name);
+  });
+
+  it('lets the owner reclaim a node: no new jobs there, running ones stop after the grace period', async () => {
+    agent = newAgent();
+    await agent.start();
+    const name = await create(assignment('NVIDIA-GeForce-RTX-4090', 1));
+    await phase(name, 'Running');
+    const cli = (args: string[]) => run(process.execPath, [join(repoRoot(), 'dist/cli/src/gpufed.js'), 'provider', ...args, '--kubeconfig', kubeconfigOf(PROVIDER)]);
+    const reclaim = await cli(['reclaim', 'alice-desktop', '--grace', '3s']);
+    expect(reclaim.stdout).toMatch(/Reclaimed alice-desktop: no new gpufed jobs will start there; running jobs stop at /);
+    try {
+      const cond = await eventually('GpuNode not schedulable', async () => {
+        const g = (await custom().getNamespacedCustomObject({ ...ref, plural: 'gpunodes', name: 'alice-desktop' })) as { status?: { conditions?: { type: string; status: string; reason: string }[] } };
+        return g.status?.conditions?.find((c) => c.type === 'Schedulable' && c.status === 'False');
+      });
+      expect(cond.reason).toBe('NodeReclaimed');
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await get(name))?.status?.phase).toBe('Running'); // still inside the grace period
+      const stopped = await phase(name, 'Failed', 30_000);
+      expect(stopped?.status?.reason).toBe('Reclaimed');
+      const next = await create(assignment('NVIDIA-GeForce-RTX-4090', 1));
+      expect((await phase(next, 'Rejected'))?.status?.message).toMatch(/alice-desktop: 1 free, not schedulable/);
+    } finally {
+      expect((await cli(['release', 'alice-desktop'])).stdout).toMatch(/Released alice-desktop/);
+    }
+    expect((await cli(['reclaim', 'no-such-node'])).stderr).toMatch(/No node no-such-node in this cluster/);
   });
 
   it('stops running jobs itself when it loses the registry, and reports them Fenced afterwards', async () => {

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { Agent } from '../../operator/src/agent/agent.js';
 import { GpuNodeResource, ProviderResource, type GpuNode, type Provider } from '../../operator/src/api/index.js';
 import { Metrics } from '../../operator/src/telemetry/metrics.js';
-import { eventually, kubeConfig, kubectl } from '../support/federation.js';
+import { agentRegistryConfig, eventually, kubeConfig, kubectl } from '../support/federation.js';
 
 const HEARTBEAT_MS = 1000;
 const ns = (provider: string) => `gpufed-provider-${provider}`;
@@ -24,19 +24,17 @@ async function writes(m: Metrics, resource: string): Promise<number> {
   return (await m.registryWrites.get()).values.filter((v) => v.labels.resource === resource).reduce((s, v) => s + v.value, 0);
 }
 
+const scoped = new Map<string, k8s.KubeConfig>();
 function startAgent(provider: string): { agent: Agent; metrics: Metrics } {
   const metrics = new Metrics({ defaultMetrics: false });
-  const agent = new Agent({ provider, cluster: kubeConfig(provider), registry: kubeConfig('registry'), heartbeatMs: HEARTBEAT_MS, version: 'test', metrics, log: pino({ level: process.env.GPUFED_TEST_LOG ?? 'silent' }) });
+  const agent = new Agent({ provider, cluster: kubeConfig(provider), registry: scoped.get(provider) as k8s.KubeConfig, heartbeatMs: HEARTBEAT_MS, version: 'test', metrics, log: pino({ level: process.env.GPUFED_TEST_LOG ?? 'silent' }) });
   return { agent, metrics };
 }
 
 beforeAll(async () => {
-  for (const p of ['alice', 'bob']) {
-    const r = await kubectl('registry', ['create', 'namespace', ns(p)]);
-    if (r.code !== 0 && !/AlreadyExists/.test(r.stderr)) throw new Error(r.stderr);
-    const applied = await kubectl('registry', ['apply', '-f', `crds/samples/provider-${p}.yaml`]);
-    if (applied.code !== 0) throw new Error(applied.stderr);
-  }
+  // Agents run with the scoped credentials onboarding gives them, never the admin's.
+  scoped.set('alice', await agentRegistryConfig('alice', [{ model: 'NVIDIA-GeForce-RTX-4090', pricePerGpuHour: '1200000ustake' }]));
+  scoped.set('bob', await agentRegistryConfig('bob', [{ model: 'NVIDIA-RTX-A6000', pricePerGpuHour: '1400000ustake' }]));
 });
 
 describe('agent registration', () => {

@@ -5,6 +5,7 @@ import * as k8s from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import { GpuNodeResource, ProviderResource, type GpuNode, type GpuNodeSpec, type GpuNodeStatus, type ProviderStatus } from '../api/index.js';
 import { Kube } from '../kube/client.js';
+import { apiErrorMessage } from '../kube/errors.js';
 import { Watched, listCustom } from '../kube/informer.js';
 import { RecentWrites } from '../kube/recent-writes.js';
 import { Controller } from '../runtime/controller.js';
@@ -13,6 +14,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { capacityByModel } from './capacity.js';
 import { AssignmentRunner } from './assignments.js';
 import { gpuNodeSpec, gpuNodeStatus, isGpuNode } from './gpunode.js';
+import { DEFAULT_LOG_EVERY_MS, KubeLogSource, LOG_FIELD_MANAGER, LogPusher, SimulatedLogSource, registryLogStore, type LogSource } from './joblogs.js';
 
 export interface AgentOptions {
   provider: string;
@@ -34,6 +36,10 @@ export interface AgentOptions {
   simulate?: boolean;
   /** Retry a GPU shortage this long before rejecting an Assignment (default 10 s). */
   rejectGraceMs?: number;
+  /** Where job logs are read (default the pod log API of the provider's cluster; KWOK pods have none). */
+  logSource?: LogSource;
+  /** How often running jobs' log tails are pushed to the registry when they changed (default 5 s). */
+  logEveryMs?: number;
   version: string;
   metrics: Metrics;
   log: Logger;
@@ -54,6 +60,8 @@ export class Agent {
   private readonly gpuNodes: Watched<GpuNode & k8s.KubernetesObject>;
   private readonly registration: Controller;
   readonly runner: AssignmentRunner;
+  /** Pushes job log tails to the registry (see joblogs.ts). */
+  private readonly logs: LogPusher;
   private readonly cluster: Kube;
   private heartbeatTimer?: NodeJS.Timeout;
   private heartbeatInFlight?: Promise<void>;
@@ -76,7 +84,7 @@ export class Agent {
       resyncMs: opts.resyncMs ?? 300_000,
     });
     const enqueue = (name: string | undefined) => name && this.registration.enqueue(name);
-    const onError = (what: string) => (err: unknown) => opts.log.warn({ err: (err as Error)?.message ?? String(err) }, `Watch of ${what} failed; restarting it`);
+    const onError = (what: string) => (err: unknown) => opts.log.warn({ err: apiErrorMessage(err) }, `Watch of ${what} failed; restarting it`);
     this.nodes = new Watched(opts.cluster, {
       path: '/api/v1/nodes',
       list: () => core.listNode(),
@@ -111,6 +119,16 @@ export class Agent {
       onEvent: (g) => enqueue(g.metadata?.name),
       onError: onError('gpunodes'),
     });
+    // Job logs: the registry cannot reach this cluster, so the agent pushes each job's log tail.
+    this.logs = new LogPusher({
+      namespace: this.namespace,
+      source: opts.logSource ?? (opts.simulate ? new SimulatedLogSource() : new KubeLogSource(core)),
+      store: registryLogStore(new Kube(opts.registry, LOG_FIELD_MANAGER)),
+      metrics: opts.metrics,
+      log: opts.log,
+      now: this.now,
+    });
+    this.runner.pods.cache.on(k8s.UPDATE, (p) => this.logs.podChanged(p));
   }
 
   async start(): Promise<void> {
@@ -121,12 +139,14 @@ export class Agent {
     for (const g of this.gpuNodes.list()) this.registration.enqueue(g.metadata?.name ?? '');
     await this.heartbeat();
     await this.runner.start(this.cluster);
+    this.logs.start(() => this.runner.pods.list(this.opts.jobsNamespace ?? 'gpufed-jobs'), this.opts.logEveryMs ?? DEFAULT_LOG_EVERY_MS);
     this.heartbeatTimer = setInterval(() => void this.tick(), this.opts.heartbeatMs ?? 10_000);
     this.opts.log.info({ provider: this.opts.provider, namespace: this.namespace }, 'Started agent');
   }
 
   async stop(): Promise<void> {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    await this.logs.stop();
     await this.runner.stop();
     await this.registration.stop();
     await Promise.all([this.nodes.stop(), this.pods.stop(), this.gpuNodes.stop()]);

@@ -11,7 +11,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { AssignmentConditionType, AssignmentReason, formatTime, setCondition } from '../api/conditions.js';
 import { AssignmentResource, type Assignment, type AssignmentStatus } from '../api/index.js';
 import type { Kube } from '../kube/client.js';
-import { isConflict, isNotFound } from '../kube/errors.js';
+import { apiErrorMessage, isConflict, isNotFound } from '../kube/errors.js';
 import { Watched, listCustom } from '../kube/informer.js';
 import { RecentWrites } from '../kube/recent-writes.js';
 import { Controller } from '../runtime/controller.js';
@@ -80,7 +80,7 @@ export class AssignmentRunner {
       keys: () => new Set([...this.assignments.list().map((a) => a.metadata?.name ?? ''), ...this.pods.list().map((p) => assignmentOf(p))]),
     });
     const enqueue = (name: string | undefined) => name && this.controller.enqueue(name);
-    const onError = (what: string) => (err: unknown) => o.log.warn({ err: (err as Error)?.message ?? String(err) }, `Watch of ${what} failed; restarting it`);
+    const onError = (what: string) => (err: unknown) => o.log.warn({ err: apiErrorMessage(err) }, `Watch of ${what} failed; restarting it`);
     this.assignments = new Watched<AssignmentObject>(o.registryConfig, {
       path: `/apis/${AssignmentResource.group}/${AssignmentResource.version}/namespaces/${o.namespace}/${AssignmentResource.plural}`,
       list: listCustom(o.registryConfig, AssignmentResource, o.namespace),
@@ -168,7 +168,25 @@ export class AssignmentRunner {
     return { ...rest, phase, reason, message, conditions, completionTime: a.status?.completionTime ?? formatTime(now) };
   }
 
+  private recordPhases(): void {
+    const counts = new Map<string, number>();
+    for (const a of this.assignments.list(this.o.namespace)) {
+      const phase = (this.statusWrites.newerThan(a.metadata?.name ?? '', a) ?? a.status)?.phase ?? 'Pending';
+      counts.set(phase, (counts.get(phase) ?? 0) + 1);
+    }
+    this.o.metrics.assignments.reset();
+    for (const [phase, n] of counts) this.o.metrics.assignments.set({ phase }, n);
+  }
+
   private async reconcile(name: string): Promise<{ requeueAfterMs: number } | void> {
+    try {
+      return await this.reconcileOne(name);
+    } finally {
+      this.recordPhases();
+    }
+  }
+
+  private async reconcileOne(name: string): Promise<{ requeueAfterMs: number } | void> {
     const cached = this.assignments.get(name, this.o.namespace);
     const pods = this.pods.list(this.o.jobsNamespace).filter((p) => assignmentOf(p) === name);
     if (!cached) return this.orphaned(name, pods);

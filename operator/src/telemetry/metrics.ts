@@ -39,6 +39,7 @@ export class Metrics {
   readonly heartbeatFailures = new Counter({ name: 'gpufed_heartbeat_failures_total', help: "Provider heartbeats that could not be written to the registry.", registers: [this.registry] });
   readonly lastHeartbeat = new Gauge({ name: 'gpufed_heartbeat_last_success_timestamp_seconds', help: 'When the last heartbeat reached the registry (Unix seconds).', registers: [this.registry] });
   readonly gpus = new Gauge({ name: 'gpufed_gpus', help: 'GPU units on this provider by state (allocatable, free) and product.', labelNames: ['state', 'product'] as const, registers: [this.registry] });
+  readonly assignments = new Gauge({ name: 'gpufed_assignments', help: "The provider's Assignments by phase (Pending, Accepted, Running, Succeeded, Failed, Rejected, Withdrawn).", labelNames: ['phase'] as const, registers: [this.registry] });
   readonly buildInfo = new Gauge({ name: 'gpufed_build_info', help: 'Always 1; labels say which gpufed runs in which mode.', labelNames: ['version', 'mode'] as const, registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
