@@ -11,7 +11,7 @@ import { repoRoot } from '../../cli/src/dev/paths.js';
 import { Agent } from '../../operator/src/agent/agent.js';
 import { AssignmentResource, type Assignment } from '../../operator/src/api/index.js';
 import { Metrics } from '../../operator/src/telemetry/metrics.js';
-import { agentRegistryConfig, eventually, kubeConfig, kubeconfigOf, run, testDir } from '../support/federation.js';
+import { agentRegistryConfig, withoutWork, eventually, kubeConfig, kubeconfigOf, run, testDir } from '../support/federation.js';
 
 const PROVIDER = 'alice';
 const NS = `gpufed-provider-${PROVIDER}`;
@@ -56,6 +56,7 @@ beforeAll(async () => {
     { model: 'NVIDIA-GeForce-RTX-4090', pricePerGpuHour: '1200000ustake' },
     { model: 'NVIDIA-GeForce-RTX-3090', pricePerGpuHour: '800000ustake' },
   ]);
+  await withoutWork(PROVIDER);
 });
 
 describe('agent running assignments', () => {

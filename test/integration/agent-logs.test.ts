@@ -13,7 +13,7 @@ import { Agent } from '../../operator/src/agent/agent.js';
 import { DEFAULT_LOG_BYTES, KubeLogSource, TRUNCATED_MARKER, logConfigMapName, type LogSource } from '../../operator/src/agent/joblogs.js';
 import { AssignmentResource, type Assignment } from '../../operator/src/api/index.js';
 import { Metrics } from '../../operator/src/telemetry/metrics.js';
-import { eventually, kubeConfig, kubectl } from '../support/federation.js';
+import { agentRegistryConfig, eventually, kubeConfig, kubectl, withoutWork } from '../support/federation.js';
 
 const PROVIDER = 'alice';
 const NS = `gpufed-provider-${PROVIDER}`;
@@ -81,11 +81,11 @@ class GrowingLog implements LogSource {
 const configmapWrites = async (metrics: Metrics) => (await metrics.registryWrites.get()).values.find((v) => v.labels.resource === 'configmaps' && v.labels.verb === 'apply')?.value ?? 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+let scoped: k8s.KubeConfig;
 beforeAll(async () => {
-  const r = await kubectl('registry', ['create', 'namespace', NS]);
-  if (r.code !== 0 && !/AlreadyExists/.test(r.stderr)) throw new Error(r.stderr);
-  const p = await kubectl('registry', ['apply', '-f', 'crds/samples/provider-alice.yaml']);
-  if (p.code !== 0) throw new Error(p.stderr);
+  // The agent runs with the credentials onboarding gives it, and finds no work left by other files.
+  scoped = await agentRegistryConfig(PROVIDER, [{ model: 'NVIDIA-GeForce-RTX-4090', pricePerGpuHour: '1200000ustake' }]);
+  await withoutWork(PROVIDER);
 });
 
 describe('agent pushing job logs to the registry', () => {
@@ -97,7 +97,7 @@ describe('agent pushing job logs to the registry', () => {
     agent = new Agent({
       provider: PROVIDER,
       cluster: kubeConfig(PROVIDER),
-      registry: kubeConfig('registry'),
+      registry: scoped,
       heartbeatMs: 500,
       simulate: true,
       logSource: source,

@@ -30,6 +30,13 @@ beforeAll(async () => {
   }
 });
 
+// The samples include a real Assignment (one RTX 4090, no simulated end): an agent started by a
+// later test file would run it for ever and hold alice's 4090. Leave nothing behind.
+afterAll(async () => {
+  await registry(['delete', '-f', samplesDir, '--ignore-not-found', '--wait=true']);
+  await registry(['delete', 'computejobs', '--all', '-n', 'carol', '--ignore-not-found']);
+});
+
 describe('the gpufed CRDs on the registry', () => {
   it('serves all six kinds in gpufed.io/v1alpha1 with the right scope', async () => {
     const r = await registry(['api-resources', '--api-group=gpufed.io', '-o', 'wide', '--no-headers']);

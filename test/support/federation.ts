@@ -92,3 +92,12 @@ export async function agentRegistryConfig(provider: string, prices: { model: str
   kc.loadFromString(done.kubeconfig);
   return kc;
 }
+
+/**
+ * A provider with no work on it: no Assignments in its namespace on the registry and no job pods in
+ * its cluster, so a test file's agent starts from a clean slate whatever ran before it.
+ */
+export async function withoutWork(provider: string, jobsNamespace = 'gpufed-jobs'): Promise<void> {
+  await kubectl('registry', ['delete', 'assignments', '--all', '-n', `gpufed-provider-${provider}`, '--ignore-not-found']);
+  await kubectl(provider, ['delete', 'pods', '--all', '-n', jobsNamespace, '--ignore-not-found', '--wait=true', '--timeout=60s']);
+}
