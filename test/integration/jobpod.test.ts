@@ -7,6 +7,7 @@ import * as k8s from '@kubernetes/client-node';
 import { assignmentStatusFromPod, buildJobPod, jobsNamespace, jobsNetworkPolicy, type JobPodOptions } from '../../operator/src/agent/jobpod.js';
 import { findCondition } from '../../operator/src/api/conditions.js';
 import { AssignmentResource, type Assignment, type AssignmentSpec, type AssignmentStatus, type ResourcesGpu } from '../../operator/src/api/index.js';
+import { sampleAssignmentSpec } from '../fixtures/assignments.js';
 import { apiErrorMessage } from '../../operator/src/kube/errors.js';
 import { eventually, kubeConfig, kubectl } from '../support/federation.js';
 
@@ -34,20 +35,7 @@ let assignmentNamespace = '';
 
 /** crds/samples/assignment-train.yaml with the changes a test needs, created on the registry (for its uid). */
 async function makeAssignment(name: string, spec: Partial<AssignmentSpec>, gpu: Partial<ResourcesGpu> = {}): Promise<Assignment> {
-  const base: AssignmentSpec = {
-    jobRef: { namespace: 'carol', name, uid: randomUUID() },
-    epoch: 1,
-    image: 'docker.io/pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime',
-    command: ['python', 'train.py'],
-    env: [{ name: 'PYTHONUNBUFFERED', value: '1' }],
-    resources: { gpu: { count: 1, models: ['NVIDIA-GeForce-RTX-4090', 'NVIDIA-GeForce-RTX-3090'], minMemoryMiB: 24000 }, cpu: 4, memory: '16Gi' },
-    model: 'NVIDIA-GeForce-RTX-4090',
-    pricePerGpuHour: '1200000ustake',
-    maxDurationSeconds: 7200,
-    payer: 'cosmos1mk8fzcygt80ykycmzejuh6nsrln63lszqw8vmh',
-    ...spec,
-  };
-  base.resources = { ...base.resources, gpu: { ...base.resources.gpu, ...gpu } };
+  const base = sampleAssignmentSpec({ jobRef: { namespace: 'carol', name, uid: randomUUID() }, ...spec }, gpu);
   const body: Assignment = { apiVersion: AssignmentResource.apiVersion, kind: 'Assignment', metadata: { name: `carol-${name}-1`, namespace: assignmentNamespace }, spec: base };
   return (await registry().createNamespacedCustomObject({ group, version, plural, namespace: assignmentNamespace, body })) as Assignment;
 }

@@ -1,6 +1,7 @@
 import type { V1ContainerState, V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import { AssignmentConditionType, AssignmentReason, findCondition } from '../api/conditions.js';
 import type { Assignment, AssignmentSpec, AssignmentStatus, AssignmentStatusPhase, Condition, ResourcesGpu } from '../api/index.js';
+import { sampleAssignmentSpec } from '../../../test/fixtures/assignments.js';
 import {
   assignmentStatusFromPod,
   buildJobPod,
@@ -21,20 +22,7 @@ const JOB_UID = '3f1c9a52-7b0e-4d6a-9c21-5e8f0b7d4a13';
 
 /** crds/samples/assignment-train.yaml as the agent reads it, with the changes a test needs. */
 function makeAssignment(change: { name?: string; spec?: Partial<AssignmentSpec>; gpu?: Partial<ResourcesGpu> } = {}): Assignment {
-  const spec: AssignmentSpec = {
-    jobRef: { namespace: 'carol', name: 'train', uid: JOB_UID },
-    epoch: 1,
-    image: 'docker.io/pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime',
-    command: ['python', 'train.py'],
-    env: [{ name: 'PYTHONUNBUFFERED', value: '1' }],
-    resources: { gpu: { count: 1, models: ['NVIDIA-GeForce-RTX-4090', 'NVIDIA-GeForce-RTX-3090'], minMemoryMiB: 24000 }, cpu: 4, memory: '16Gi' },
-    model: 'NVIDIA-GeForce-RTX-4090',
-    pricePerGpuHour: '1200000ustake',
-    maxDurationSeconds: 7200,
-    payer: 'cosmos1mk8fzcygt80ykycmzejuh6nsrln63lszqw8vmh',
-    ...change.spec,
-  };
-  if (change.gpu) spec.resources = { ...spec.resources, gpu: { ...spec.resources.gpu, ...change.gpu } };
+  const spec = sampleAssignmentSpec({ jobRef: { namespace: 'carol', name: 'train', uid: JOB_UID }, ...change.spec }, change.gpu);
   return {
     apiVersion: 'gpufed.io/v1alpha1',
     kind: 'Assignment',
