@@ -115,6 +115,13 @@ describe('agent running assignments', () => {
     await phase(other, 'Running');
     await custom().deleteNamespacedCustomObject({ ...ref, name: other });
     await eventually('pod of the deleted assignment gone', async () => ((await jobPod(other)) === undefined ? true : undefined));
+
+    // Withdrawing a job that already ended keeps its outcome.
+    const ended = await create(assignment('NVIDIA-GeForce-RTX-4090', 1, { duration: '1s' }));
+    await phase(ended, 'Succeeded');
+    await custom().patchNamespacedCustomObject({ ...ref, name: ended, body: { spec: { withdrawn: true, withdrawnReason: 'Cancelled' } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await get(ended))?.status).toMatchObject({ phase: 'Succeeded', exitCode: 0 });
   });
 
   it('adopts running pods after a restart instead of deleting or re-creating them', async () => {

@@ -204,7 +204,9 @@ export class AssignmentRunner {
 
   private async withdraw(a: AssignmentObject, current: k8s.V1Pod | undefined): Promise<void> {
     if (current && !current.metadata?.deletionTimestamp) await this.deletePod(current, 'Withdrawn');
-    if (a.status?.phase === 'Withdrawn') return;
+    // A job that already ended keeps its outcome (Succeeded stays Succeeded, for billing too).
+    const phase = a.status?.observedEpoch === a.spec.epoch ? a.status.phase : undefined;
+    if (phase && FINISHED.includes(phase)) return;
     const reason = a.spec.withdrawnReason ?? AssignmentReason.Withdrawn;
     await this.writeStatus(a, this.finish(a, 'Withdrawn', reason, `The registry withdrew the job (${reason})`));
   }
