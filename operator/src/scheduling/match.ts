@@ -1,0 +1,266 @@
+// The registry's matcher: which provider and node a ComputeJob goes to, or why none can take it.
+// Pure, with an injected clock (STYLE.md: gather → pure decide → apply): the placement controller
+// gathers the snapshot from its informers and applies the result. The node check agrees with the
+// agent's own (agent/fit.ts), so a placement made here is one the agent accepts.
+import { findCondition, ProviderConditionType } from '../api/conditions.js';
+import type { ComputeJobSpec, GpuNode, Provider, ResourcesGpu } from '../api/index.js';
+import { freeUnits, memoryPerUnit, takesJobs, wantedResource } from '../agent/fit.js';
+import { formatCoin, tryParseCoin, type Coin } from './coin.js';
+
+/** Namespace on the registry holding a provider's GpuNodes, Assignments and UsageRecords. */
+export const PROVIDER_NAMESPACE_PREFIX = 'gpufed-provider-';
+
+/** Units promised to an assignment whose pod is not bound yet; they are not free any more. */
+export interface Reservation {
+  provider: string;
+  nodeName: string;
+  resourceName: string;
+  units: number;
+  assignment: string;
+}
+
+/** What the matcher sees: the registry's informer caches at one moment. */
+export interface MatchSnapshot {
+  providers: readonly Provider[];
+  /** Each in namespace gpufed-provider-<provider>. */
+  gpuNodes: readonly GpuNode[];
+  reservations: readonly Reservation[];
+  /** A provider whose last heartbeat is older than this is not considered. */
+  heartbeatTimeoutMs: number;
+}
+
+/** The parts of a ComputeJob's spec that decide placement, and providers to leave out this time. */
+export type MatchJob = Pick<ComputeJobSpec, 'resources' | 'maxPricePerGpuHour' | 'placement'> & {
+  /** Providers that rejected or lost this job, so a re-placement goes elsewhere. */
+  excludeProviders?: readonly string[];
+};
+
+/** Whether the renter can pay this provider at this price (e.g. the grant covers it); synchronous. */
+export type PaymentCheck = (provider: Provider, pricePerGpuHour: Coin) => { ok: true } | { ok: false; reason: string };
+
+export interface MatchOptions {
+  /** Default: always ok. */
+  payment?: PaymentCheck;
+}
+
+export interface Placement {
+  provider: string;
+  nodeName: string;
+  model: string;
+  resourceName: string;
+  units: number;
+  /** The provider's price for the model, a coin string; never above the job's max. */
+  pricePerGpuHour: string;
+}
+
+export type MatchResult = { placed: Placement } | { unschedulable: string };
+
+interface Candidate {
+  provider: Provider;
+  node: GpuNode;
+  price: Coin;
+  /** Free units left on the node after this job. */
+  left: number;
+}
+
+type Verdict = { ok: true; candidate: Candidate } | { ok: false; reason: string };
+
+interface Context {
+  job: MatchJob;
+  max: Coin;
+  resource: string;
+  now: Date;
+  snapshot: MatchSnapshot;
+  nodesByProvider: ReadonlyMap<string, readonly GpuNode[]>;
+  payment: PaymentCheck;
+}
+
+const alwaysOk: PaymentCheck = () => ({ ok: true });
+
+/**
+ * Places a job on the best provider that can take it: every provider is filtered (recording the
+ * first reason it fails), the survivors are ranked by price, reputation, tightest fit, preferred
+ * region, then name. When none survives, the message counts the reasons like the kube-scheduler.
+ */
+export function matchProviders(snapshot: MatchSnapshot, job: MatchJob, now: Date, options: MatchOptions = {}): MatchResult {
+  const max = tryParseCoin(job.maxPricePerGpuHour);
+  if (max === undefined) return { unschedulable: `invalid maxPricePerGpuHour ${JSON.stringify(job.maxPricePerGpuHour)}` };
+  const n = snapshot.providers.length;
+  if (n === 0) return { unschedulable: '0/0 providers are available: no providers registered.' };
+  const ctx: Context = {
+    job,
+    max,
+    resource: wantedResource(job.resources.gpu),
+    now,
+    snapshot,
+    nodesByProvider: groupNodes(snapshot.gpuNodes),
+    payment: options.payment ?? alwaysOk,
+  };
+  const verdicts = snapshot.providers.map((p) => evaluate(ctx, p));
+  const candidates = verdicts.flatMap((v) => (v.ok ? [v.candidate] : []));
+  const best = candidates.sort((a, b) => compareCandidates(ctx, a, b))[0];
+  if (best !== undefined) return { placed: toPlacement(ctx, best) };
+  return { unschedulable: aggregate(n, verdicts.flatMap((v) => (v.ok ? [] : [v.reason]))) };
+}
+
+function groupNodes(nodes: readonly GpuNode[]): Map<string, GpuNode[]> {
+  const byProvider = new Map<string, GpuNode[]>();
+  for (const node of nodes) {
+    const ns = node.metadata.namespace ?? '';
+    if (!ns.startsWith(PROVIDER_NAMESPACE_PREFIX)) continue;
+    const provider = ns.slice(PROVIDER_NAMESPACE_PREFIX.length);
+    byProvider.set(provider, [...(byProvider.get(provider) ?? []), node]);
+  }
+  return byProvider;
+}
+
+function evaluate(ctx: Context, provider: Provider): Verdict {
+  const gate = gateReason(ctx, provider);
+  if (gate !== undefined) return { ok: false, reason: gate };
+  const fitting = fittingNodes(ctx, provider);
+  if (fitting.length === 0) return { ok: false, reason: noNodeReason(ctx.job.resources.gpu) };
+  const priced = fitting.map((f) => ({ ...f, price: priceOf(provider, f.node.spec.product, ctx.max.denom) }));
+  const affordable = priced
+    .flatMap((c) => (c.price !== undefined && c.price.amount <= ctx.max.amount ? [{ ...c, price: c.price }] : []))
+    .sort((a, b) => compareCoins(a.price, b.price) || a.left - b.left || compareText(a.node.spec.nodeName, b.node.spec.nodeName));
+  const best = affordable[0];
+  if (best === undefined) return { ok: false, reason: priceReason(ctx.max, priced) };
+  const paid = ctx.payment(provider, best.price);
+  if (!paid.ok) return { ok: false, reason: paid.reason };
+  return { ok: true, candidate: { provider, ...best } };
+}
+
+/** Why a provider cannot take any job now, before looking at its nodes. */
+function gateReason(ctx: Context, provider: Provider): string | undefined {
+  const name = provider.metadata.name ?? '';
+  if (ctx.job.excludeProviders?.includes(name)) return 'excluded after rejection or loss';
+  const liveness = livenessReason(ctx, provider);
+  if (liveness !== undefined) return liveness;
+  if (provider.spec.cordoned === true) return 'cordoned';
+  const regions = ctx.job.placement?.regions ?? [];
+  if (regions.length > 0 && !regions.includes(provider.spec.region)) return `region ${provider.spec.region} not allowed`;
+  return undefined;
+}
+
+/** Heartbeat first, as it is the fresher fact; then the Ready condition the registry keeps. */
+function livenessReason(ctx: Context, provider: Provider): string | undefined {
+  const heartbeat = Date.parse(provider.status?.lastHeartbeatTime ?? '');
+  if (Number.isNaN(heartbeat)) return 'never heartbeated';
+  if (ctx.now.getTime() - heartbeat > ctx.snapshot.heartbeatTimeoutMs) return `heartbeat older than ${formatDuration(ctx.snapshot.heartbeatTimeoutMs)}`;
+  const ready = findCondition(provider.status?.conditions, ProviderConditionType.Ready);
+  if (ready?.status !== 'True') return ready === undefined ? 'not Ready' : `not Ready (${ready.reason})`;
+  return undefined;
+}
+
+/** The provider's nodes that fit the job on their own, with the units each would have left. */
+function fittingNodes(ctx: Context, provider: Provider): { node: GpuNode; left: number }[] {
+  const { gpu } = ctx.job.resources;
+  const models = gpu.models ?? [];
+  const name = provider.metadata.name ?? '';
+  return (ctx.nodesByProvider.get(name) ?? [])
+    .filter((node) => models.length === 0 || models.includes(node.spec.product))
+    .filter((node) => takesJobs(node.status) && memoryPerUnit(node, ctx.resource) >= (gpu.minMemoryMiB ?? 0))
+    .map((node) => ({ node, left: freeUnits(node, ctx.resource) - reserved(ctx.snapshot.reservations, name, node.spec.nodeName, ctx.resource) - gpu.count }))
+    .filter((x) => x.left >= 0);
+}
+
+
+function reserved(reservations: readonly Reservation[], provider: string, nodeName: string, resource: string): number {
+  return reservations
+    .filter((r) => r.provider === provider && r.nodeName === nodeName && r.resourceName === resource)
+    .reduce((sum, r) => sum + r.units, 0);
+}
+
+/** The provider's price for a model in the job's denom; a price in another denom is no price. */
+function priceOf(provider: Provider, model: string, denom: string): Coin | undefined {
+  const entry = provider.spec.prices.find((p) => p.model === model);
+  const coin = entry === undefined ? undefined : tryParseCoin(entry.pricePerGpuHour);
+  return coin?.denom === denom ? coin : undefined;
+}
+
+function noNodeReason(gpu: ResourcesGpu): string {
+  const models = gpu.models ?? [];
+  const what = models.length > 0 ? models.join(' or ') : 'GPU';
+  const share = gpu.sharing === 'MIG' ? ` MIG ${gpu.migProfile ?? ''}` : gpu.sharing === 'TimeSliced' ? ' time slice' : '';
+  const memory = gpu.minMemoryMiB ? ` of at least ${gpu.minMemoryMiB} MiB` : '';
+  return `no node with ${gpu.count} free ${what}${share}${memory}`;
+}
+
+function priceReason(max: Coin, priced: readonly { node: GpuNode; price: Coin | undefined }[]): string {
+  const cheapest = priced.flatMap((c) => (c.price === undefined ? [] : [c.price])).sort(compareCoins)[0];
+  if (cheapest !== undefined) return `price ${formatCoin(cheapest)} above max ${formatCoin(max)}`;
+  const models = [...new Set(priced.map((c) => c.node.spec.product))].sort(compareText);
+  return `no ${max.denom} price for ${models.join(' or ')}`;
+}
+
+function compareCandidates(ctx: Context, a: Candidate, b: Candidate): number {
+  return (
+    compareCoins(a.price, b.price) ||
+    compareReputation(b.provider, a.provider) ||
+    a.left - b.left ||
+    regionRank(ctx, a.provider) - regionRank(ctx, b.provider) ||
+    compareText(a.provider.metadata.name ?? '', b.provider.metadata.name ?? '') ||
+    compareText(a.node.spec.nodeName, b.node.spec.nodeName)
+  );
+}
+
+/** succeeded / (succeeded + failed + lost) as a fraction; no history counts as 1/2. */
+function reputation(provider: Provider): { num: bigint; den: bigint } {
+  const r = provider.status?.reputation;
+  const succeeded = BigInt(r?.succeeded ?? 0);
+  const total = succeeded + BigInt(r?.failed ?? 0) + BigInt(r?.lost ?? 0);
+  return total === 0n ? { num: 1n, den: 2n } : { num: succeeded, den: total };
+}
+
+/** Negative when a's reputation is lower than b's; exact, by cross-multiplying. */
+function compareReputation(a: Provider, b: Provider): number {
+  const ra = reputation(a);
+  const rb = reputation(b);
+  return compareBigints(ra.num * rb.den, rb.num * ra.den);
+}
+
+function regionRank(ctx: Context, provider: Provider): number {
+  const i = (ctx.job.placement?.preferredRegions ?? []).indexOf(provider.spec.region);
+  return i < 0 ? Number.MAX_SAFE_INTEGER : i;
+}
+
+function compareCoins(a: Coin, b: Coin): number {
+  return compareBigints(a.amount, b.amount);
+}
+
+function compareBigints(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** By UTF-16 code units, so the order does not depend on the process's locale. */
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function toPlacement(ctx: Context, c: Candidate): Placement {
+  return {
+    provider: c.provider.metadata.name ?? '',
+    nodeName: c.node.spec.nodeName,
+    model: c.node.spec.product,
+    resourceName: ctx.resource,
+    units: ctx.job.resources.gpu.count,
+    pricePerGpuHour: formatCoin(c.price),
+  };
+}
+
+/** "0/3 providers are available: 2 cordoned, 1 never heartbeated." — most frequent reason first. */
+function aggregate(total: number, reasons: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const r of reasons) counts.set(r, (counts.get(r) ?? 0) + 1);
+  const parts = [...counts]
+    .sort(([ta, ca], [tb, cb]) => cb - ca || compareText(ta, tb))
+    .map(([text, count]) => `${count} ${text}`);
+  return `0/${total} providers are available: ${parts.join(', ')}.`;
+}
+
+/** 30000 → "30s", 120000 → "2m", 1500 → "1500ms". */
+function formatDuration(ms: number): string {
+  if (ms > 0 && ms % 60000 === 0) return `${ms / 60000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
