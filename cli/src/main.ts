@@ -4,6 +4,7 @@ import { packageVersion } from '../../operator/src/version.js';
 import { devCommand } from './commands/dev.js';
 import { providerCommand } from './commands/provider.js';
 import { registryCommand } from './commands/registry.js';
+import { tenantCommand } from './commands/tenant.js';
 import { UsageError } from './output.js';
 
 const version = packageVersion();
@@ -20,6 +21,7 @@ export function program(): Command {
   p.addCommand(devCommand());
   p.addCommand(providerCommand());
   p.addCommand(registryCommand());
+  p.addCommand(tenantCommand());
   return strict(p);
 }
 
