@@ -8,6 +8,9 @@ import type { Condition, GpuNodeSpec, GpuNodeStatus, GpuNodeStatusMigProfile } f
 export const GPU_RESOURCE = 'nvidia.com/gpu';
 export const SHARED_GPU_RESOURCE = 'nvidia.com/gpu.shared';
 export const MIG_RESOURCE_PREFIX = 'nvidia.com/mig-';
+/** GPU Feature Discovery's labels for the GPU model and the memory per GPU (MiB). */
+export const PRODUCT_LABEL = 'nvidia.com/gpu.product';
+export const MEMORY_LABEL = 'nvidia.com/gpu.memory';
 /** Job pods tolerate this taint, so it does not make a GPU node unschedulable for gpufed. */
 export const GPU_TAINT_KEY = 'nvidia.com/gpu';
 /**
@@ -84,8 +87,8 @@ export function gpuNodeSpec(node: V1Node): GpuNodeSpec {
   const spec: GpuNodeSpec = {
     nodeName: node.metadata?.name ?? '',
     // Without GFD a node still has GPUs; the model is then unknown, and the matcher treats it so.
-    product: label(node, 'nvidia.com/gpu.product') ?? 'unknown',
-    memoryMiB: intLabel(node, 'nvidia.com/gpu.memory') ?? 0,
+    product: label(node, PRODUCT_LABEL) ?? 'unknown',
+    memoryMiB: intLabel(node, MEMORY_LABEL) ?? 0,
     count: intLabel(node, 'nvidia.com/gpu.count') ?? resources[GPU_RESOURCE] ?? 1,
     resourceName: primaryResource(resources),
   };

@@ -19,7 +19,7 @@ import type {
 } from '@kubernetes/client-node';
 import { AssignmentConditionType, AssignmentReason, formatTime, setCondition, type ConditionUpdate } from '../api/conditions.js';
 import type { Assignment, AssignmentSpec, AssignmentStatus, AssignmentStatusPhase } from '../api/index.js';
-import { GPU_RESOURCE, MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE } from './gpunode.js';
+import { GPU_RESOURCE, MEMORY_LABEL, MIG_RESOURCE_PREFIX, PRODUCT_LABEL, SHARED_GPU_RESOURCE } from './gpunode.js';
 
 /** The one container of a job pod. */
 export const JOB_CONTAINER = 'job';
@@ -31,9 +31,6 @@ export const DEFAULT_MEMORY = '4Gi';
 /** The numeric user and group every job runs as (see buildJobPod). */
 export const JOB_UID = 1000;
 
-/** GPU Feature Discovery's labels the pod's node affinity reads. */
-export const PRODUCT_LABEL = 'nvidia.com/gpu.product';
-export const MEMORY_LABEL = 'nvidia.com/gpu.memory';
 
 /** Labels on job pods (and the jobs Namespace): how the agent and Prometheus find them. */
 export const JobLabel = {
