@@ -5,7 +5,6 @@
 // idempotency and the CLI's input checks.
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromBech32, toBech32 } from '@cosmjs/encoding';
@@ -16,6 +15,7 @@ import { ProviderResource } from '../../operator/src/api/index.js';
 import { Kube } from '../../operator/src/kube/client.js';
 import { validComputeJob } from '../fixtures/computejobs.js';
 import { eventually, kubeConfig, kubeconfigOf, run } from '../support/federation.js';
+import { ALL_VERBS, allowedVerbs, checks, core, gpufed, MERGE, request } from '../support/requests.js';
 
 const suffix = randomBytes(3).toString('hex');
 const A = `rbac-a-${suffix}`;
@@ -40,41 +40,8 @@ function agentOf(provider: string, file = kubeconfigFile(provider)): k8s.KubeCon
   return kc;
 }
 
-const checks = { accessReviews: 0, requests: 0 };
-
-// Real requests, by path, so every row of the matrix is one HTTP call with the agent's own token.
-interface Reply {
-  status: number;
-  body: { items?: unknown[]; status?: Record<string, unknown>; metadata?: { resourceVersion?: string }; message?: string } | undefined;
-}
-async function request(kc: k8s.KubeConfig, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<Reply> {
-  const url = new URL(path, kc.getCurrentCluster()?.server);
-  const opts: https.RequestOptions = { method, hostname: url.hostname, port: url.port, path: url.pathname + url.search, headers: {} };
-  await kc.applyToHTTPSOptions(opts);
-  checks.requests++;
-  return new Promise((resolve, reject) => {
-    const req = https.request(opts, (res) => {
-      if (url.searchParams.get('watch') === 'true' && res.statusCode === 200) {
-        // An accepted watch streams: its status line is the answer.
-        resolve({ status: res.statusCode ?? 0, body: undefined });
-        res.destroy();
-        return;
-      }
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (data += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data ? (JSON.parse(data) as Reply['body']) : undefined }));
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.setHeader('Content-Type', contentType);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-const MERGE = 'application/merge-patch+json';
-
-// The paths and bodies of what the matrix touches.
-const gpufed = (ns: string, plural: string, name = '', sub = '') => `/apis/gpufed.io/v1alpha1/namespaces/${ns}/${plural}${name ? `/${name}` : ''}${sub ? `/${sub}` : ''}`;
-const core = (ns: string, plural: string, name = '') => `/api/v1/namespaces/${ns}/${plural}${name ? `/${name}` : ''}`;
+// Real requests (test/support/requests.ts), by path, so every row of the matrix is one HTTP call
+// with the agent's own token. The paths and bodies of what the matrix touches:
 const provider = (name = '', sub = '') => `/apis/gpufed.io/v1alpha1/providers${name ? `/${name}` : ''}${sub ? `/${sub}` : ''}`;
 const sample = (file: string) => parse(readFileSync(join(repoRoot(), 'crds', 'samples', file), 'utf8')) as { metadata: Record<string, unknown>; spec: Record<string, unknown> };
 const inNs = (m: { metadata: Record<string, unknown> }, namespace: string, name?: string) => ({ ...m, metadata: { ...m.metadata, namespace, ...(name ? { name } : {}) } });
@@ -89,32 +56,6 @@ const configMap = (ns: string, name: string) => ({ apiVersion: 'v1', kind: 'Conf
 const secret = (ns: string, name: string) => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: ns }, stringData: { k: 'v' } });
 const pod = (ns: string, name: string) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns }, spec: { containers: [{ name: 'c', image: 'busybox' }] } });
 const microTime = () => new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-
-// SelfSubjectAccessReviews: what the authorizer says for the agent's own identity.
-interface Attrs {
-  verb: string;
-  group: string;
-  resource: string;
-  subresource?: string;
-  namespace?: string;
-  name?: string;
-}
-async function can(kc: k8s.KubeConfig, a: Attrs): Promise<boolean> {
-  checks.accessReviews++;
-  const r = await kc.makeApiClient(k8s.AuthorizationV1Api).createSelfSubjectAccessReview({
-    body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: a } },
-  });
-  return r.status?.allowed === true;
-}
-
-/** The verbs of `attrs` the agent is allowed, for comparing with the matrix row in one readable diff. */
-async function allowedVerbs(kc: k8s.KubeConfig, verbs: string[], attrs: Omit<Attrs, 'verb'>): Promise<string[]> {
-  const out: string[] = [];
-  for (const verb of verbs) if (await can(kc, { ...attrs, verb })) out.push(verb);
-  return out;
-}
-
-const ALL_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'];
 
 beforeAll(async () => {
   for (const [name, extra] of [

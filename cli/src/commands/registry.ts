@@ -1,8 +1,10 @@
-// `gpufed registry add-provider|rotate-provider-token`: what a registry admin runs to onboard a
-// provider with credentials that reach only its own namespace and its own Provider (docs/onboarding.md).
-import { existsSync, statSync } from 'node:fs';
+// `gpufed registry add-provider|rotate-provider-token|add-tenant`: what a registry admin runs to
+// onboard a provider with credentials that reach only its own namespace and its own Provider, and a
+// renter with credentials that reach only its own ComputeJobs (docs/onboarding.md).
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Argument, Command, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
 import type { ProviderSpecPrice } from '../../../operator/src/api/index.js';
 import { Kube, loadKubeConfig } from '../../../operator/src/kube/client.js';
 import { currentProvider, onboardProvider, rotateProviderToken, writePrivateFile, type Onboarded, type Rotated } from '../../../operator/src/onboarding/apply.js';
@@ -15,6 +17,16 @@ import {
   regionProblem,
   type ProviderRequest,
 } from '../../../operator/src/onboarding/provider.js';
+import { onboardTenant, type TenantOnboarded } from '../../../operator/src/onboarding/tenant-apply.js';
+import {
+  proofFromDocument,
+  tenantContextName,
+  tenantNameProblem,
+  tenantNamespaceProblem,
+  tenantProofProblem,
+  type ProofDocument,
+  type TenantRequest,
+} from '../../../operator/src/onboarding/tenant.js';
 import { bold, dim, green, parseOutputFormat, print, table, UsageError, type OutputFormat } from '../output.js';
 
 /** The field manager of everything this CLI applies on the registry. */
@@ -56,7 +68,7 @@ function checkAddress(flag: string, address: string, prefix: string): void {
   if (problem) throw new UsageError(`${flag} ${address}: ${problem}`);
 }
 
-interface AdminOptions {
+export interface AdminOptions {
   kubeconfig?: string;
   context?: string;
   server?: string;
@@ -113,7 +125,7 @@ function rotatedTable(r: Rotated, path: string): string {
 }
 
 /** What -o json|yaml prints: the result with the kubeconfig's path instead of its token. */
-const withoutKubeconfig = (r: Onboarded | Rotated, path: string): Record<string, unknown> => ({
+const withoutKubeconfig = (r: Onboarded | Rotated | TenantOnboarded, path: string): Record<string, unknown> => ({
   ...Object.fromEntries(Object.entries(r).filter(([k]) => k !== 'kubeconfig')),
   kubeconfigPath: path,
 });
@@ -186,8 +198,140 @@ Examples:
     });
 }
 
+function tenantName(v: string): string {
+  const problem = tenantNameProblem(v);
+  if (problem) throw new UsageError(`tenant name "${v}" ${problem}`);
+  return v;
+}
+
+function tenantNamespace(v: string): string {
+  const problem = tenantNamespaceProblem(v);
+  if (problem) throw new UsageError(`--namespace ${v}: ${problem}`);
+  return v;
+}
+
+export interface AddTenantOptions extends AdminOptions {
+  namespace?: string;
+  address?: string;
+  proof?: string;
+  challenge?: string;
+  signature?: string;
+  pubKey?: string;
+  addressPrefix: string;
+}
+
+/** The proof document of --proof: a file, or stdin for `-`, YAML or JSON. */
+function readProof(file: string): ProofDocument {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file === '-' ? 0 : file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--proof ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  const proof = proofFromDocument(doc);
+  if (typeof proof === 'string') throw new UsageError(`--proof ${file}: ${proof}`);
+  return proof;
+}
+
+/** The proof from --proof, or from --challenge, --signature and --pub-key together. */
+function proofOf(o: AddTenantOptions): ProofDocument & { flag: string } {
+  if (o.proof !== undefined) return { ...readProof(o.proof), flag: `--proof ${o.proof}` };
+  const missing = [
+    ['--challenge', o.challenge],
+    ['--signature', o.signature],
+    ['--pub-key', o.pubKey],
+  ].filter(([, v]) => v === undefined);
+  if (o.challenge === undefined || o.signature === undefined || o.pubKey === undefined) {
+    throw new UsageError(
+      `the payer's proof is required: --proof <file|-> with the output of gpufed tenant prove, or --challenge, --signature and --pub-key together (missing ${missing.map(([f]) => f).join(', ')})`,
+    );
+  }
+  return { proof: { challenge: o.challenge, signature: o.signature, pubKey: o.pubKey }, flag: '--signature' };
+}
+
+/**
+ * The request from the flags and the proof, checked as the registry will check it: the namespace
+ * and address the proof names (when it is a whole Tenant) must be the ones asked for, and the
+ * signature must verify. Throws a UsageError naming the flag otherwise.
+ */
+export function tenantRequest(name: string, o: AddTenantOptions): TenantRequest {
+  const doc = proofOf(o);
+  const namespace = o.namespace ?? name;
+  if (doc.namespace !== undefined && doc.namespace !== namespace) {
+    throw new UsageError(`${doc.flag}: the proof is for namespace ${doc.namespace}, not ${namespace}${o.namespace === undefined ? ` (bind that one with --namespace ${doc.namespace})` : ''}`);
+  }
+  const address = o.address ?? doc.address;
+  if (address === undefined) throw new UsageError("--address is required: the payer's bech32 address, e.g. cosmos1... (or --proof with the output of gpufed tenant prove, which names it)");
+  if (doc.address !== undefined && doc.address !== address) throw new UsageError(`--address ${address}: the proof in ${doc.flag} is for ${doc.address}`);
+  checkAddress(o.address === undefined ? doc.flag : '--address', address, o.addressPrefix);
+  const req = { name, namespace, address, proof: doc.proof };
+  const problem = tenantProofProblem(req);
+  if (problem) throw new UsageError(`${doc.flag}: ${problem}`);
+  return req;
+}
+
+function tenantTable(r: TenantOnboarded, path: string): string {
+  const objects = table(
+    ['kind', 'namespace', 'name', 'result'],
+    r.objects.map((x) => [x.kind, x.namespace ?? '-', x.name, colourResult(x.result)]),
+  );
+  const token = r.tokenCreated ? `new token Secret ${r.tokenSecret}` : `existing token Secret ${r.tokenSecret}`;
+  return [
+    objects,
+    '',
+    `Wrote the renter's kubeconfig to ${bold(path)} (${token}, server ${r.server}, context ${tenantContextName(r.tenant)}, namespace ${r.namespace}).`,
+    `Jobs in namespace ${r.namespace} are paid by ${r.address} once the registry has verified the proof: kubectl get tenant ${r.namespace}.`,
+    dim("It holds a bearer token: hand it to the renter privately."),
+  ].join('\n');
+}
+
+function addTenantCommand(): Command {
+  const manual = ['challenge', 'signature', 'pubKey'];
+  return new Command('add-tenant')
+    .description("Onboard a renter: bind its namespace to the address that pays (a Tenant with the payer's signed proof), create its namespace, service account and RBAC on the registry, and write its kubeconfig")
+    .addArgument(new Argument('<name>', 'the tenant, a DNS label (labels, RBAC names and the kubeconfig context gpufed-tenant-<name>)').argParser(tenantName))
+    .addOption(new Option('--namespace <ns>', "the renter's namespace on the registry, and the Tenant's name (default: <name>)").argParser(tenantNamespace))
+    .option('--address <address>', "the payer's bech32 address (default: the one the --proof Tenant names)")
+    .addOption(new Option('--proof <file|->', 'the output of gpufed tenant prove (YAML or JSON; - reads stdin), or a proof {challenge, signature, pubKey}').conflicts(manual))
+    .option('--challenge <text>', 'the exact text the payer signed (instead of --proof)')
+    .option('--signature <base64>', 'the ADR-036 signature, 64 bytes r||s (instead of --proof)')
+    .option('--pub-key <base64>', "the payer's compressed secp256k1 public key, 33 bytes (instead of --proof)")
+    .addOption(new Option('--kubeconfig-out <file>', "where to write the renter's kubeconfig (mode 0600)").makeOptionMandatory().argParser(kubeconfigOut))
+    .option('--server <url>', "the registry's API server as the renter reaches it (default: the admin kubeconfig's server)")
+    .option('--kubeconfig <file>', "the registry admin's kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    .option('--context <name>', 'the context of the admin kubeconfig to use (default: its current context)')
+    .option('--address-prefix <hrp>', "the chain's bech32 address prefix", DEFAULT_ADDRESS_PREFIX)
+    .addOption(outputOption())
+    .addHelpText(
+      'after',
+      `
+The renter signs the proof offline with the payer's key (gpufed tenant prove) and sends it; its
+signature is verified here before anything is sent, and again by the registry, which sets the
+Tenant's Verified condition. Every ComputeJob of the namespace is paid from that address only.
+Runs with the registry admin's credentials. Server-side apply (field manager ${FIELD_MANAGER}): running
+it again with the same proof changes nothing and re-issues the existing token.
+
+Examples:
+  # the renter, offline:
+  $ gpufed tenant prove --namespace carol --key-file carol.key -o json > carol-proof.json
+  # the admin:
+  $ gpufed registry add-tenant carol --proof carol-proof.json --kubeconfig-out carol.kubeconfig
+  $ gpufed tenant prove --namespace carol --key-file carol.key | \\
+      gpufed registry add-tenant carol --proof - --kubeconfig-out carol.kubeconfig -o json
+  $ gpufed registry add-tenant lab --namespace carol-lab --address cosmos1mk8f... \\
+      --challenge 'gpufed.io/tenant namespace=carol-lab address=cosmos1mk8f... nonce=8f3a2c41' \\
+      --signature 74ybKApA...== --pub-key AnP97NcJ... --kubeconfig-out lab.kubeconfig`,
+    )
+    .action(async (name: string, o: AddTenantOptions) => {
+      const req = tenantRequest(name, o);
+      const r = await onboardTenant(adminKube(o), req, o.server ? { server: o.server } : {});
+      writePrivateFile(o.kubeconfigOut, r.kubeconfig);
+      print(o.output, withoutKubeconfig(r, o.kubeconfigOut), () => tenantTable(r, o.kubeconfigOut));
+    });
+}
+
 export function registryCommand(): Command {
-  const registry = new Command('registry').description("Administer the federation's registry: onboard providers and manage their credentials");
+  const registry = new Command('registry').description("Administer the federation's registry: onboard providers and renters and manage their credentials");
   registry.addHelpText(
     'after',
     `
@@ -195,10 +339,12 @@ Examples:
   $ gpufed registry add-provider alice --wallet cosmos1... --region eu-west \\
       --price NVIDIA-GeForce-RTX-4090=1200000ustake --kubeconfig-out alice-agent.kubeconfig
   $ gpufed registry rotate-provider-token alice --kubeconfig-out alice-agent.kubeconfig
+  $ gpufed registry add-tenant carol --proof carol-proof.json --kubeconfig-out carol.kubeconfig
 
-See docs/onboarding.md for what a provider's credentials can and cannot do.`,
+See docs/onboarding.md for what a provider's and a renter's credentials can and cannot do.`,
   );
   registry.addCommand(addProviderCommand());
   registry.addCommand(rotateCommand());
+  registry.addCommand(addTenantCommand());
   return registry;
 }

@@ -91,7 +91,11 @@ export function tenantCommand(): Command {
     .option('--key-file <file>', `file holding the 32-byte secp256k1 private key, hex or base64 (default: $${TENANT_KEY_ENV})`)
     .addOption(new Option('--prefix <prefix>', 'bech32 prefix of the address').default('cosmos').argParser(prefixArg))
     .addOption(new Option('-o, --output <format>', 'yaml or json').default('yaml').argParser(outputArg))
-    .addHelpText('after', '\nExamples:\n  $ gpufed tenant prove --namespace carol --key-file ~/.gpufed/carol.key > tenant.yaml\n  $ GPUFED_TENANT_KEY=$(cat key.hex) gpufed tenant prove --namespace carol -o json')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ gpufed tenant prove --namespace carol --key-file ~/.gpufed/carol.key > tenant.yaml\n  $ GPUFED_TENANT_KEY=$(cat key.hex) gpufed tenant prove --namespace carol -o json\n\n' +
+        'Send the output to the registry admin, who onboards the namespace with it:\n  $ gpufed registry add-tenant carol --proof tenant.yaml --kubeconfig-out carol.kubeconfig',
+    )
     .action((o: { namespace: string; keyFile?: string; prefix: string; output: OutputFormat }) => {
       const manifest = tenantManifest(readPrivateKey(o.keyFile), o.namespace, o.prefix);
       // Unfolded YAML: the challenge stays on one line, easy to compare with what was signed.

@@ -15,6 +15,7 @@ import { nodeManifest, parseFleet, selectProviders, type Fleet, type FleetProvid
 import { binDir as defaultBinDir, devDir, repoRoot } from './paths.js';
 import { ensurePki, ensureServiceAccountKey, pkiPaths, type Pki } from './pki.js';
 import { agentKubeconfigPath, planFederation, portsNeeded, type ClusterPlan, type ComponentPlan, type FederationPlan, type HealthCheck, type Stage } from './plan.js';
+import { onboardDevTenant } from './tenants.js';
 import { devAddress } from './wallets.js';
 import { isAlive, processesMentioning, startDetached, stopProcess } from './process.js';
 
@@ -253,6 +254,8 @@ async function bootstrapRegistry(cluster: ClusterPlan, deadline: number): Promis
   const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
   const crds = crdManifests();
   for (const crd of crds) await createIfMissing(client, crd);
+  // The registry replicas' leader Lease lives here (as in the registry chart).
+  await createIfMissing(client, fromPlain({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'gpufed-system' } }));
   for (const crd of crds) {
     const name = crd.metadata?.name ?? '';
     await until(`CRD ${name} to be Established`, deadline, async () => {
@@ -364,6 +367,7 @@ export async function up(opts: UpOptions = {}): Promise<FederationState> {
 
   try {
     for (const stage of [0, 1, 2, 3] as const) await startStage(state, stage, pki, deadline, log);
+    await onboardDevTenant(plan, log); // with or without agents: the integration tests use carol too
   } catch (e) {
     log(`Start-up failed; stopping what was started`);
     await down(dir);

@@ -1,6 +1,7 @@
-// Onboarding a provider on the registry, the part that talks to the API server: apply the objects
-// of provider.ts (server-side apply, so running it again changes nothing), issue a token Secret and
+// Onboarding on the registry, the part that talks to the API server: apply the objects of
+// provider.ts (server-side apply, so running it again changes nothing), issue a token Secret and
 // wait for the token controller to fill it, rotate tokens, and write the agent's kubeconfig.
+// tenant-apply.ts onboards renters with the same helpers (applyObject, tokens, serverOf).
 import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,18 +9,8 @@ import * as k8s from '@kubernetes/client-node';
 import { ProviderResource, type Provider } from '../api/index.js';
 import type { Kube } from '../kube/client.js';
 import { apiErrorCode, explain, isNotFound } from '../kube/errors.js';
-import {
-  AGENT_SERVICE_ACCOUNT,
-  AGENT_TOKEN_CREDENTIAL,
-  agentKubeconfigYaml,
-  agentTokenSecret,
-  CREDENTIAL_LABEL,
-  PROVIDER_LABEL,
-  providerNamespace,
-  providerObjects,
-  type Manifest,
-  type ProviderRequest,
-} from './provider.js';
+import { tokenSecret, tokenSelector, type Manifest, type TokenSubject } from './credentials.js';
+import { AGENT_SERVICE_ACCOUNT, agentKubeconfigYaml, agentTokenSubject, providerNamespace, providerObjects, type ProviderRequest } from './provider.js';
 
 /** What applying one object did, in kubectl's words. */
 export type ApplyOutcome = 'created' | 'configured' | 'unchanged';
@@ -31,7 +22,8 @@ export interface AppliedObject {
   result: ApplyOutcome;
 }
 
-export interface AgentToken {
+/** A filled token Secret: its name, the token and the CA to trust. */
+export interface IssuedToken {
   secret: string;
   token: string;
   /** base64 of the CA bundle's PEM, as kubeconfig's certificate-authority-data wants it. */
@@ -91,7 +83,7 @@ async function resourceVersionOf(kube: Kube, m: Manifest): Promise<string | unde
  * Retries what the API server answers 429 for a moment, e.g. "storage is (re)initializing" for a
  * custom resource whose CRD was just established (seen right after `gpufed dev up`).
  */
-async function retryTooManyRequests<T>(fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
+export async function retryTooManyRequests<T>(fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -116,14 +108,16 @@ export async function applyObject(kube: Kube, m: Manifest): Promise<AppliedObjec
   }
 }
 
-/** The provider's agent token Secrets, oldest first. */
-export async function agentTokenSecrets(kube: Kube, provider: string): Promise<k8s.V1Secret[]> {
-  const namespace = providerNamespace(provider);
-  const list = await kube.api(k8s.CoreV1Api).listNamespacedSecret({ namespace, labelSelector: `${PROVIDER_LABEL}=${provider},${CREDENTIAL_LABEL}=${AGENT_TOKEN_CREDENTIAL}` });
+/** The subject's token Secrets, oldest first. */
+export async function tokenSecrets(kube: Kube, subject: TokenSubject): Promise<k8s.V1Secret[]> {
+  const list = await kube.api(k8s.CoreV1Api).listNamespacedSecret({ namespace: subject.namespace, labelSelector: tokenSelector(subject) });
   return list.items
-    .filter((s) => s.type === 'kubernetes.io/service-account-token' && s.metadata?.annotations?.['kubernetes.io/service-account.name'] === AGENT_SERVICE_ACCOUNT)
+    .filter((s) => s.type === 'kubernetes.io/service-account-token' && s.metadata?.annotations?.['kubernetes.io/service-account.name'] === subject.serviceAccount)
     .sort((a, b) => created(a) - created(b) || (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
 }
+
+/** The provider's agent token Secrets, oldest first. */
+export const agentTokenSecrets = (kube: Kube, provider: string): Promise<k8s.V1Secret[]> => tokenSecrets(kube, agentTokenSubject(provider));
 
 const created = (s: k8s.V1Secret) => new Date(s.metadata?.creationTimestamp ?? 0).getTime();
 
@@ -142,7 +136,7 @@ function adminCaData(kc: k8s.KubeConfig): string | undefined {
 }
 
 /** Polls a token Secret until the token controller has put the token in it. */
-async function waitForToken(kube: Kube, namespace: string, name: string, timeoutMs: number): Promise<AgentToken> {
+async function waitForToken(kube: Kube, namespace: string, name: string, timeoutMs: number): Promise<IssuedToken> {
   const core = kube.api(k8s.CoreV1Api);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -161,12 +155,12 @@ async function waitForToken(kube: Kube, namespace: string, name: string, timeout
   }
 }
 
-/** Creates a new token Secret for the provider's agent and waits for its token. */
-export async function issueAgentToken(kube: Kube, provider: string, timeoutMs = 30_000): Promise<AgentToken> {
-  const namespace = providerNamespace(provider);
+/** Creates a new token Secret for the subject and waits for its token. */
+export async function issueToken(kube: Kube, subject: TokenSubject, timeoutMs = 30_000): Promise<IssuedToken> {
+  const { namespace } = subject;
   let name: string;
   try {
-    const s = await kube.api(k8s.CoreV1Api).createNamespacedSecret({ namespace, body: agentTokenSecret(provider), fieldManager: kube.fieldManager });
+    const s = await kube.api(k8s.CoreV1Api).createNamespacedSecret({ namespace, body: tokenSecret(subject), fieldManager: kube.fieldManager });
     name = s.metadata?.name ?? '';
   } catch (e) {
     throw explain(`Creating a token Secret in ${namespace}`, e);
@@ -174,7 +168,21 @@ export async function issueAgentToken(kube: Kube, provider: string, timeoutMs = 
   return waitForToken(kube, namespace, name, timeoutMs);
 }
 
-function serverOf(kube: Kube, server: string | undefined): string {
+/** Creates a new token Secret for the provider's agent and waits for its token. */
+export const issueAgentToken = (kube: Kube, provider: string, timeoutMs?: number): Promise<IssuedToken> => issueToken(kube, agentTokenSubject(provider), timeoutMs);
+
+/**
+ * The subject's newest token, or a new one when it has none: onboarding twice re-issues the same
+ * credential instead of piling up tokens. `created` says which.
+ */
+export async function newestOrNewToken(kube: Kube, subject: TokenSubject, timeoutMs = 30_000): Promise<IssuedToken & { created: boolean }> {
+  const newest = (await tokenSecrets(kube, subject)).at(-1)?.metadata?.name;
+  if (newest) return { ...(await waitForToken(kube, subject.namespace, newest, timeoutMs)), created: false };
+  return { ...(await issueToken(kube, subject, timeoutMs)), created: true };
+}
+
+/** The server a new kubeconfig names: `server`, else the admin kubeconfig's. */
+export function serverOf(kube: Kube, server: string | undefined): string {
   const s = server ?? kube.kc.getCurrentCluster()?.server;
   if (!s) throw new Error('The admin kubeconfig names no server: pass --server https://<registry>:<port>');
   return s;
@@ -188,18 +196,14 @@ export async function onboardProvider(kube: Kube, req: ProviderRequest, opts: To
   const server = serverOf(kube, opts.server);
   const objects: AppliedObject[] = [];
   for (const m of providerObjects(req)) objects.push(await applyObject(kube, m));
-  const namespace = providerNamespace(req.name);
-  const newest = (await agentTokenSecrets(kube, req.name)).at(-1);
-  const token = newest?.metadata?.name
-    ? await waitForToken(kube, namespace, newest.metadata.name, opts.tokenTimeoutMs ?? 30_000)
-    : await issueAgentToken(kube, req.name, opts.tokenTimeoutMs);
+  const token = await newestOrNewToken(kube, agentTokenSubject(req.name), opts.tokenTimeoutMs);
   return {
     provider: req.name,
-    namespace,
+    namespace: providerNamespace(req.name),
     serviceAccount: AGENT_SERVICE_ACCOUNT,
     server,
     tokenSecret: token.secret,
-    tokenCreated: newest === undefined,
+    tokenCreated: token.created,
     objects,
     kubeconfig: agentKubeconfigYaml({ provider: req.name, server, caData: token.caData, token: token.token }),
   };

@@ -8,24 +8,41 @@
 // test/integration/provider-rbac.test.ts check exactly these.
 import { fromBech32 } from '@cosmjs/encoding';
 import type { V1Secret } from '@kubernetes/client-node';
-import { stringify } from 'yaml';
 import { API_GROUP, API_GROUP_VERSION, type Provider, type ProviderSpecPrice } from '../api/index.js';
+import {
+  clusterRole,
+  clusterRoleBinding,
+  CREDENTIAL_LABEL,
+  DNS_LABEL,
+  MANAGED_LABELS,
+  namespacedIdentity,
+  READ,
+  tokenKubeconfig,
+  tokenKubeconfigYaml,
+  tokenSecret,
+  tokenSecretPrefix,
+  type Manifest,
+  type PolicyRule,
+  type TokenKubeconfigInput,
+  type TokenSubject,
+} from './credentials.js';
+
+export { CREDENTIAL_LABEL, type Manifest, type PolicyRule } from './credentials.js';
 
 /** The namespace on the registry holding a provider's GpuNodes, Assignments and UsageRecords. */
 export const providerNamespace = (provider: string): string => `gpufed-provider-${provider}`;
 
 /** The service account the provider's agent authenticates as, in the provider's namespace. */
 export const AGENT_SERVICE_ACCOUNT = 'gpufed-agent';
-/** Name of the namespaced Role and RoleBinding of the agent. */
-export const AGENT_ROLE = 'gpufed-agent';
+/** Name of the namespaced Role and RoleBinding of the agent: the service account's. */
+export const AGENT_ROLE = AGENT_SERVICE_ACCOUNT;
 /** Name of the ClusterRole and ClusterRoleBinding that reach the provider's own Provider only. */
 export const providerClusterRoleName = (provider: string): string => `gpufed-provider-${provider}`;
 /** Token Secrets are created with this generateName; the server adds a random suffix. */
-export const AGENT_TOKEN_PREFIX = `${AGENT_SERVICE_ACCOUNT}-token-`;
+export const AGENT_TOKEN_PREFIX = tokenSecretPrefix(AGENT_SERVICE_ACCOUNT);
 
 /** Labels that mark what onboarding created (and find the token Secrets again for rotation). */
 export const PROVIDER_LABEL = 'gpufed.io/provider';
-export const CREDENTIAL_LABEL = 'gpufed.io/credential';
 export const AGENT_TOKEN_CREDENTIAL = 'agent-token';
 
 export const MAX_PROVIDER_NAME = 47;
@@ -33,18 +50,9 @@ export const MAX_PROVIDER_NAME = 47;
 export const DEFAULT_ADDRESS_PREFIX = 'cosmos';
 
 // The same patterns the CRDs enforce, checked before anything is sent so a typo fails fast.
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const COIN = /^(0|[1-9][0-9]{0,77})[a-zA-Z][a-zA-Z0-9/:._-]{2,127}$/;
 const GPU_MODEL = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
 
-export interface PolicyRule {
-  apiGroups: string[];
-  resources: string[];
-  verbs: string[];
-  resourceNames?: string[];
-}
-
-const READ = ['get', 'list', 'watch'];
 const STATUS = ['get', 'update', 'patch'];
 
 /**
@@ -92,15 +100,7 @@ export interface ProviderRequest {
   prices: ProviderSpecPrice[];
 }
 
-/** A plain Kubernetes manifest (what the API server takes and kubectl prints). */
-export interface Manifest {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  [field: string]: unknown;
-}
-
-const labelsOf = (provider: string) => ({ [PROVIDER_LABEL]: provider, 'app.kubernetes.io/part-of': 'gpufed', 'app.kubernetes.io/managed-by': 'gpufed-cli' });
+const labelsOf = (provider: string) => ({ [PROVIDER_LABEL]: provider, ...MANAGED_LABELS });
 
 export function providerManifest(r: ProviderRequest): Provider {
   return {
@@ -120,74 +120,43 @@ export function providerManifest(r: ProviderRequest): Provider {
 export function providerObjects(r: ProviderRequest): Manifest[] {
   const ns = providerNamespace(r.name);
   const labels = labelsOf(r.name);
-  const subject = { kind: 'ServiceAccount', name: AGENT_SERVICE_ACCOUNT, namespace: ns };
-  const clusterRole = providerClusterRoleName(r.name);
+  const role = providerClusterRoleName(r.name);
   return [
     providerManifest(r) as unknown as Manifest,
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels } },
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: AGENT_SERVICE_ACCOUNT, namespace: ns, labels }, automountServiceAccountToken: false },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: AGENT_ROLE, namespace: ns, labels }, rules: AGENT_NAMESPACE_RULES.map((x) => ({ ...x })) },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: AGENT_ROLE, namespace: ns, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: AGENT_ROLE },
-      subjects: [subject],
-    },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterRole, labels }, rules: providerClusterRules(r.name) },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: clusterRole, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole },
-      subjects: [subject],
-    },
+    ...namespacedIdentity(ns, AGENT_SERVICE_ACCOUNT, AGENT_NAMESPACE_RULES, labels),
+    clusterRole(role, providerClusterRules(r.name), labels),
+    clusterRoleBinding(role, role, { namespace: ns, serviceAccount: AGENT_SERVICE_ACCOUNT }, labels),
   ];
 }
 
-/**
- * A long-lived token for the agent: a Secret of type kubernetes.io/service-account-token that the
- * token controller fills with a token, the namespace's CA and its name. generateName gives every
- * token its own Secret, so a rotation can create the new one before deleting the old.
- */
-export function agentTokenSecret(provider: string): V1Secret {
+/** The agent's token Secrets: in the provider's namespace, labelled with the provider. */
+export function agentTokenSubject(provider: string): TokenSubject {
   return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    type: 'kubernetes.io/service-account-token',
-    metadata: {
-      generateName: AGENT_TOKEN_PREFIX,
-      namespace: providerNamespace(provider),
-      labels: { ...labelsOf(provider), [CREDENTIAL_LABEL]: AGENT_TOKEN_CREDENTIAL },
-      annotations: { 'kubernetes.io/service-account.name': AGENT_SERVICE_ACCOUNT },
-    },
+    namespace: providerNamespace(provider),
+    serviceAccount: AGENT_SERVICE_ACCOUNT,
+    selector: { [PROVIDER_LABEL]: provider, [CREDENTIAL_LABEL]: AGENT_TOKEN_CREDENTIAL },
+    labels: labelsOf(provider),
   };
 }
 
-export interface AgentKubeconfigInput {
+/** A new long-lived token Secret for the agent (see tokenSecret). */
+export const agentTokenSecret = (provider: string): V1Secret => tokenSecret(agentTokenSubject(provider));
+
+export interface AgentKubeconfigInput extends Pick<TokenKubeconfigInput, 'server' | 'caData' | 'token'> {
   provider: string;
-  /** The registry API server as the agent reaches it, e.g. https://registry.example.org:6443. */
-  server: string;
-  /** The registry's CA bundle, base64 of the PEM (as a token Secret's ca.crt holds it). */
-  caData: string;
-  token: string;
 }
+
+const agentKubeconfigInput = (k: AgentKubeconfigInput): TokenKubeconfigInput => {
+  const name = providerNamespace(k.provider);
+  return { context: name, user: `${name}-agent`, namespace: name, server: k.server, caData: k.caData, token: k.token };
+};
 
 /** The kubeconfig of a provider's agent: token auth, its namespace as the default. */
-export function agentKubeconfig(k: AgentKubeconfigInput): Record<string, unknown> {
-  const name = providerNamespace(k.provider);
-  return {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'gpufed-registry', cluster: { server: k.server, 'certificate-authority-data': k.caData } }],
-    users: [{ name: `${name}-agent`, user: { token: k.token } }],
-    contexts: [{ name, context: { cluster: 'gpufed-registry', user: `${name}-agent`, namespace: name } }],
-    'current-context': name,
-  };
-}
+export const agentKubeconfig = (k: AgentKubeconfigInput): Record<string, unknown> => tokenKubeconfig(agentKubeconfigInput(k));
 
 export function agentKubeconfigYaml(k: AgentKubeconfigInput): string {
-  return `# The gpufed agent's credentials for provider ${k.provider} on the registry. Keep it secret.\n${stringify(agentKubeconfig(k))}`;
+  return tokenKubeconfigYaml(agentKubeconfigInput(k), `The gpufed agent's credentials for provider ${k.provider} on the registry.`);
 }
 
 // Input checks. Each returns the problem as a sentence, or undefined; the CLI prefixes the flag.
