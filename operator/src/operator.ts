@@ -1,9 +1,11 @@
-// The gpufed operator process. `agent` runs in a provider's cluster; `registry` (next) next to the
+// The gpufed operator process. `agent` runs in a provider's cluster; `registry` next to the
 // registry's API server. Both serve /metrics, /healthz and /readyz.
 import { Command, Option } from 'commander';
 import { createServer } from 'node:http';
+import { hostname } from 'node:os';
 import { Agent } from './agent/agent.js';
 import { loadKubeConfig } from './kube/client.js';
+import { Registry } from './registry/registry.js';
 import { makeLogger } from './telemetry/log.js';
 import { Metrics } from './telemetry/metrics.js';
 import { packageVersion, parseDuration } from './version.js';
@@ -70,6 +72,60 @@ program
     const stop = (signal: string) => {
       log.info({ signal }, 'Stopping agent');
       void agent.stop().then(() => process.exit(0));
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+
+program
+  .command('registry')
+  .description('Place ComputeJobs on providers and drive them to the end (run two replicas: one leads, one stands by)')
+  .option('--kubeconfig <file>', 'the registry API server (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
+  .option('--identity <id>', 'this replica in the leader Lease (default <hostname>_<pid>)')
+  .option('--lease-namespace <ns>', 'the namespace of the leader Lease', 'gpufed-system')
+  .option('--lease-name <name>', 'the leader Lease', 'gpufed-registry')
+  .addOption(new Option('--lease-duration <duration>', 'how long a lease lasts without renewal').default(15_000, '15s').argParser(parseDuration))
+  .addOption(new Option('--renew-deadline <duration>', 'the leader gives up (and exits) when it could not renew for this long').default(10_000, '10s').argParser(parseDuration))
+  .addOption(new Option('--retry-period <duration>', 'how often to renew or try to acquire the lease').default(2_000, '2s').argParser(parseDuration))
+  .addOption(new Option('--heartbeat-timeout <duration>', 'no new jobs for a provider whose heartbeat is older (Ready False)').default(30_000, '30s').argParser(parseDuration))
+  .addOption(
+    new Option('--provider-lost-timeout <duration>', "a provider whose heartbeat is older is lost: its jobs are placed again (keep it above the agents' --fencing-timeout)")
+      .default(180_000, '3m')
+      .argParser(parseDuration),
+  )
+  .addOption(new Option('--deadline-grace <duration>', "how long past a job's maxDurationSeconds to wait for its agent to stop it").default(60_000, '1m').argParser(parseDuration))
+  .addOption(new Option('--retention <duration>', "keep finished jobs' Assignments and logs this long").default(86_400_000, '24h').argParser(parseDuration))
+  .addOption(new Option('--resync <duration>', 'full re-reconcile period').default(300_000, '5m').argParser(parseDuration))
+  .option('--metrics-addr <host:port>', 'where to serve /metrics, /healthz and /readyz', '127.0.0.1:9465')
+  .action(async (o: { kubeconfig?: string; identity?: string; leaseNamespace: string; leaseName: string; leaseDuration: number; renewDeadline: number; retryPeriod: number; heartbeatTimeout: number; providerLostTimeout: number; deadlineGrace: number; retention: number; resync: number; metricsAddr: string }) => {
+    const log = makeLogger('registry');
+    const metrics = new Metrics();
+    metrics.buildInfo.set({ version, mode: 'registry' }, 1);
+    let ready = false;
+    const registry = new Registry({
+      kc: loadKubeConfig(o.kubeconfig),
+      identity: o.identity ?? `${hostname()}_${process.pid}`,
+      lease: { name: o.leaseName, namespace: o.leaseNamespace },
+      leaseDurationMs: o.leaseDuration,
+      renewDeadlineMs: o.renewDeadline,
+      retryPeriodMs: o.retryPeriod,
+      heartbeatTimeoutMs: o.heartbeatTimeout,
+      providerLostTimeoutMs: o.providerLostTimeout,
+      deadlineGraceMs: o.deadlineGrace,
+      retentionMs: o.retention,
+      resyncMs: o.resync,
+      // Like controller-runtime: a replica that may no longer lead must not write; its supervisor restarts it.
+      onLostLeadership: () => process.exit(1),
+      metrics,
+      log,
+    });
+    const addr = await serve(o.metricsAddr, metrics, () => ready);
+    log.info({ addr }, 'Serving metrics and health');
+    await registry.start();
+    ready = true; // ready = caches filled; a standby is ready too (it takes over without a cold start)
+    const stop = (signal: string) => {
+      log.info({ signal }, 'Stopping registry');
+      void registry.stop().then(() => process.exit(0));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

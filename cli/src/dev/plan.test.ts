@@ -71,15 +71,25 @@ describe('planFederation', () => {
   });
 
   it('adds one agent per provider, last, with its scoped kubeconfig and a metrics port', () => {
-    const p = planFederation({ ...input(), agents: { entry: '/repo/dist/operator/src/main.js', node: '/usr/bin/node26' } }, ports(2).concat([30001, 30002]));
-    const agents = p.components.filter((c) => c.stage === 3);
+    const p = planFederation({ ...input(), agents: { entry: '/repo/dist/operator/src/main.js', node: '/usr/bin/node26' } }, ports(2).concat([30001, 30002, 30003, 30004]));
+    const agents = p.components.filter((c) => c.stage === 3 && c.name.startsWith('agent-'));
     expect(agents.map((c) => c.name)).toEqual(['agent-alice', 'agent-bob']);
     expect(agents[0]?.binary).toBe('/usr/bin/node26');
     expect(agents[0]?.args.slice(0, 2)).toEqual(['/repo/dist/operator/src/main.js', 'agent']);
     expect(arg(agents[0]!.args, '--registry-kubeconfig')).toBe('/tmp/fed/agent-alice.kubeconfig');
     expect(arg(agents[0]!.args, '--kubeconfig')).toBe('/tmp/fed/provider-alice.kubeconfig');
     expect(agents[1]?.health.url).toBe('http://127.0.0.1:30002/readyz');
-    expect(portsNeeded(2, true)).toBe(14);
+    expect(portsNeeded(2, true)).toBe(16);
+  });
+
+  it('runs two registry replicas with the admin kubeconfig, each its own identity in the Lease', () => {
+    const p = planFederation({ ...input(), agents: { entry: '/repo/dist/operator/src/main.js', node: '/usr/bin/node26' } }, ports(2).concat([30001, 30002, 30003, 30004]));
+    const replicas = p.components.filter((c) => c.name.startsWith('registry-'));
+    expect(replicas.map((c) => c.name)).toEqual(['registry-1', 'registry-2']);
+    expect(replicas.every((c) => c.stage === 3 && c.args[1] === 'registry')).toBe(true);
+    expect(replicas.map((c) => arg(c.args, '--identity'))).toEqual(['registry-1', 'registry-2']);
+    expect(arg(replicas[0]!.args, '--kubeconfig')).toBe('/tmp/fed/registry.kubeconfig');
+    expect(replicas[1]?.health.url).toBe('http://127.0.0.1:30004/readyz');
   });
 
   it('refuses too few ports', () => {

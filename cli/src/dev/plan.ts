@@ -20,7 +20,7 @@ export interface ComponentPlan {
   args: string[];
   log: string;
   health: HealthCheck;
-  /** Start order: 0 etcd, 1 API servers, 2 what talks to an API server, 3 the gpufed agents. */
+  /** Start order: 0 etcd, 1 API servers, 2 what talks to an API server, 3 the gpufed agents and registry replicas. */
   stage: Stage;
 }
 
@@ -52,9 +52,28 @@ export interface PlanInput {
   agents?: { entry: string; node: string };
 }
 
-/** Ports a plan needs: etcd client+peer, API server + KCM per cluster, scheduler + KWOK (+ agent) per provider. */
+/** Registry operator replicas `dev up` runs (one leads, one stands by), named registry-1, registry-2. */
+export const REGISTRY_REPLICAS = 2;
+
+/**
+ * The local federation's clocks, faster than the defaults so tests and the demo see losses within
+ * seconds. The order matters for safety: an agent fences its own jobs (stops them) before the
+ * registry declares its provider lost and places them elsewhere.
+ */
+export const DEV_TIMING = {
+  agentHeartbeat: '2s',
+  agentFencingTimeout: '12s',
+  registryHeartbeatTimeout: '8s',
+  providerLostTimeout: '20s',
+  leaseDuration: '6s',
+  renewDeadline: '4s',
+  retryPeriod: '1s',
+  retention: '10m',
+} as const;
+
+/** Ports a plan needs: etcd client+peer, API server + KCM per cluster, scheduler + KWOK (+ agent) per provider, and the registry replicas. */
 export function portsNeeded(providers: number, agents = false): number {
-  return 2 + 2 * (providers + 1) + (agents ? 3 : 2) * providers;
+  return 2 + 2 * (providers + 1) + (agents ? 3 : 2) * providers + (agents ? REGISTRY_REPLICAS : 0);
 }
 
 /** The scoped kubeconfig `dev up` writes for a provider's agent (registry credentials from onboarding). */
@@ -229,6 +248,33 @@ export function planFederation(input: PlanInput, ports: number[]): FederationPla
           `--registry-kubeconfig=${agentKubeconfigPath(dir, cl.name)}`,
           // KWOK nodes run pods by their sim.gpufed.io annotations: pass them through.
           '--simulate',
+          `--heartbeat=${DEV_TIMING.agentHeartbeat}`,
+          `--fencing-timeout=${DEV_TIMING.agentFencingTimeout}`,
+          `--metrics-addr=127.0.0.1:${metricsPort}`,
+        ],
+      });
+    }
+    const registry = clusters.find((c) => c.role === 'registry') as ClusterPlan;
+    for (let i = 1; i <= REGISTRY_REPLICAS; i++) {
+      const metricsPort = port();
+      components.push({
+        name: `registry-${i}`,
+        cluster: 'registry',
+        binary: input.agents.node,
+        stage: 3,
+        log: join(logs, `registry-${i}.log`),
+        health: { kind: 'http', url: `http://127.0.0.1:${metricsPort}/readyz` },
+        args: [
+          input.agents.entry,
+          'registry',
+          `--kubeconfig=${registry.kubeconfig}`,
+          `--identity=registry-${i}`,
+          `--lease-duration=${DEV_TIMING.leaseDuration}`,
+          `--renew-deadline=${DEV_TIMING.renewDeadline}`,
+          `--retry-period=${DEV_TIMING.retryPeriod}`,
+          `--heartbeat-timeout=${DEV_TIMING.registryHeartbeatTimeout}`,
+          `--provider-lost-timeout=${DEV_TIMING.providerLostTimeout}`,
+          `--retention=${DEV_TIMING.retention}`,
           `--metrics-addr=127.0.0.1:${metricsPort}`,
         ],
       });

@@ -55,6 +55,10 @@ export const TenantReason = {
   SignatureValid: 'SignatureValid',
   SignatureInvalid: 'SignatureInvalid',
   PubKeyAddressMismatch: 'PubKeyAddressMismatch',
+  /** The challenge does not name this namespace and address (a proof made for another binding). */
+  ChallengeMismatch: 'ChallengeMismatch',
+  /** A field of the proof is not valid base64, bech32 or key material. */
+  Malformed: 'Malformed',
   NamespaceNotFound: 'NamespaceNotFound',
 } as const;
 export type TenantReason = (typeof TenantReason)[keyof typeof TenantReason];

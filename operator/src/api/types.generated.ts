@@ -111,9 +111,9 @@ export interface AssignmentSpec {
    */
   nodeName?: string;
   /**
-   * True when the registry takes the job back (cancelled, provider declared lost, payment
-   * exhausted, superseded); the agent then stops the pod and settles what ran. Can only go from
-   * false to true.
+   * True when the registry takes the job back (cancelled, provider declared lost, past its maximum
+   * duration, payment exhausted, superseded); the agent then stops the pod and settles what ran.
+   * Can only go from false to true.
    * @default false
    */
   withdrawn?: boolean;
@@ -209,7 +209,7 @@ export interface ResourcesGpu {
 export type ResourcesGpuSharing = 'Exclusive' | 'TimeSliced' | 'MIG';
 
 /** Why the job was withdrawn; set together with withdrawn. */
-export type AssignmentSpecWithdrawnReason = 'Cancelled' | 'ProviderLost' | 'PaymentExhausted' | 'Superseded';
+export type AssignmentSpecWithdrawnReason = 'Cancelled' | 'ProviderLost' | 'DeadlineExceeded' | 'PaymentExhausted' | 'Superseded';
 
 /** What the provider's agent did with the Assignment; written by the agent only. */
 export interface AssignmentStatus {
@@ -773,7 +773,8 @@ export const TenantResource = {
  * Binds a renter's namespace on the registry to the chain address that pays for its jobs, proven by
  * a signature of that address. Every ComputeJob in the namespace is paid from this address and from
  * nowhere else. Named after the namespace it binds (metadata.name must equal spec.namespace), so a
- * namespace has at most one Tenant. Created by the registry's admin or by `gpufed tenant create`.
+ * namespace has at most one Tenant. Created by the registry's admin or by `gpufed registry
+ * add-tenant`.
  */
 export interface Tenant {
   /** The versioned schema of this object, always gpufed.io/v1alpha1. */

@@ -2,7 +2,7 @@
 // controller (so two writers of one object never clobber each other's fields), status through the
 // status subresource, and reads that return undefined for "not found".
 import * as k8s from '@kubernetes/client-node';
-import { isNotFound } from './errors.js';
+import { isConflict, isNotFound } from './errors.js';
 import { fromPlain } from './manifests.js';
 
 /** What the generated `<Kind>Resource` constants carry (see operator/src/api/types.generated.ts). */
@@ -46,13 +46,29 @@ export class Kube {
     return this.objects.patch(fromPlain<T>(obj), undefined, undefined, this.fieldManager, true, k8s.PatchStrategy.ServerSideApply);
   }
 
-  /** Server-side apply of a custom object's status subresource: only the fields this manager owns. */
-  async applyStatus<S>(ref: ResourceRef, name: string, namespace: string | undefined, status: S): Promise<unknown> {
-    const body = { apiVersion: `${ref.group}/${ref.version}`, kind: ref.kind, metadata: { name, ...(namespace ? { namespace } : {}) }, status };
+  /**
+   * Server-side apply of a custom object's status subresource: only the fields this manager owns.
+   * With `resourceVersion` the write is a compare-and-swap: it fails with 409 if the object changed
+   * since that version (how a decision made from one read is never applied over a newer state).
+   */
+  async applyStatus<S>(ref: ResourceRef, name: string, namespace: string | undefined, status: S, resourceVersion?: string): Promise<unknown> {
+    const metadata = { name, ...(namespace ? { namespace } : {}), ...(resourceVersion ? { resourceVersion } : {}) };
+    const body = { apiVersion: `${ref.group}/${ref.version}`, kind: ref.kind, metadata, status };
     const common = { group: ref.group, version: ref.version, plural: ref.plural, name, body, fieldManager: this.fieldManager, force: true };
     return ref.namespaced
       ? this.custom.patchNamespacedCustomObjectStatus({ ...common, namespace: namespace ?? '' }, apply)
       : this.custom.patchClusterCustomObjectStatus(common, apply);
+  }
+
+  /** Creates a custom object; false when one of that name exists already (the caller decides what that means). */
+  async createCustom<T extends k8s.KubernetesObject>(ref: ResourceRef, obj: T): Promise<T | false> {
+    try {
+      const common = { group: ref.group, version: ref.version, plural: ref.plural, body: obj, fieldManager: this.fieldManager };
+      return (ref.namespaced ? await this.custom.createNamespacedCustomObject({ ...common, namespace: obj.metadata?.namespace ?? '' }) : await this.custom.createClusterCustomObject(common)) as T;
+    } catch (e) {
+      if (isConflict(e)) return false;
+      throw e;
+    }
   }
 
   /** A custom object, or undefined when it does not exist. */

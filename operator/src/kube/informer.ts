@@ -84,3 +84,12 @@ export function listCustom<T extends k8s.KubernetesObject>(kc: k8s.KubeConfig, r
   const api = kc.makeApiClient(k8s.CustomObjectsApi);
   return async () => (await api.listNamespacedCustomObject({ group: ref.group, version: ref.version, plural: ref.plural, namespace })) as k8s.KubernetesListObject<T>;
 }
+
+/** The list function for a gpufed custom resource across all namespaces (or a cluster-scoped one). */
+export function listAllCustom<T extends k8s.KubernetesObject>(kc: k8s.KubeConfig, ref: { group: string; version: string; plural: string }): () => Promise<k8s.KubernetesListObject<T>> {
+  const api = kc.makeApiClient(k8s.CustomObjectsApi);
+  return async () => (await api.listClusterCustomObject({ group: ref.group, version: ref.version, plural: ref.plural })) as k8s.KubernetesListObject<T>;
+}
+
+/** The collection path of a custom resource across all namespaces, e.g. /apis/gpufed.io/v1alpha1/assignments. */
+export const allPath = (ref: { group: string; version: string; plural: string }): string => `/apis/${ref.group}/${ref.version}/${ref.plural}`;

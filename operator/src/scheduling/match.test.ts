@@ -101,11 +101,11 @@ describe('matchProviders', () => {
   });
 
   it('says so when no provider is registered', () => {
-    expect(match([], [], job())).toEqual({ unschedulable: '0/0 providers are available: no providers registered.' });
+    expect(match([], [], job())).toMatchObject({ unschedulable: '0/0 providers are available: no providers registered.' });
   });
 
   it('refuses an invalid max price instead of guessing', () => {
-    expect(match([alice()], [gpuNode('alice', 'n').gpus(RTX4090, 1)], job({}, '1.5stake'))).toEqual({ unschedulable: 'invalid maxPricePerGpuHour "1.5stake"' });
+    expect(match([alice()], [gpuNode('alice', 'n').gpus(RTX4090, 1)], job({}, '1.5stake'))).toMatchObject({ unschedulable: 'invalid maxPricePerGpuHour "1.5stake"' });
   });
 
   describe('filters, recording the first reason a provider fails', () => {
@@ -131,7 +131,7 @@ describe('matchProviders', () => {
       ['price in another denom', provider('p').price(RTX4090, '1uatom').ready(now), [node()], job(), `no ustake price for ${RTX4090}`],
       ['invalid price', provider('p').price(RTX4090, '01ustake').ready(now), [node()], job(), `no ustake price for ${RTX4090}`],
     ])('%s', (_name, p, nodes, j, reason) => {
-      expect(match([p], nodes, j)).toEqual({ unschedulable: `0/1 providers are available: 1 ${reason}.` });
+      expect(match([p], nodes, j)).toMatchObject({ unschedulable: `0/1 providers are available: 1 ${reason}.` });
     });
 
     it('takes a heartbeat exactly at the timeout as fresh, one from a skewed clock too', () => {
@@ -145,7 +145,7 @@ describe('matchProviders', () => {
         seen.push(`${p.metadata.name}@${price.amount}${price.denom}`);
         return { ok: false, reason: 'grant 1000ustake below one hour' };
       });
-      expect(r).toEqual({ unschedulable: '0/1 providers are available: 1 grant 1000ustake below one hour.' });
+      expect(r).toMatchObject({ unschedulable: '0/1 providers are available: 1 grant 1000ustake below one hour.' });
       expect(seen).toEqual(['p@1200000ustake']);
     });
   });
@@ -159,14 +159,20 @@ describe('matchProviders', () => {
       alice('e').cordoned(),
     ];
     const r = match(providers, [gpuNode('b', 'b1').gpus(RTX4090, 2)], job({ count: 2 }));
-    expect(r).toEqual({
+    expect(r).toMatchObject({
       unschedulable: `0/5 providers are available: 2 cordoned, 1 heartbeat older than 30s, 1 no node with 2 free ${RTX4090}, 1 price 2000000ustake above max 1500000ustake.`,
     });
   });
 
+  it('counts the reasons by stable code too, for the unschedulable metric', () => {
+    const providers = [alice('a'), alice('b').price(RTX4090, '2000000ustake'), alice('c').ready(secondsAgo(60)), alice('d').cordoned(), alice('e').cordoned(), provider('f').price(RTX4090, '1ustake')];
+    const r = match(providers, [gpuNode('b', 'b1').gpus(RTX4090, 2)], job({ count: 2 }));
+    expect('codes' in r && r.codes).toEqual({ Cordoned: 2, HeartbeatStale: 1, NeverHeartbeated: 1, NoFittingNode: 1, PriceAboveMax: 1 });
+  });
+
   it('reproduces the message of the issue', () => {
     const r = match([alice('a'), alice('b').price(RTX4090, '2000000ustake'), alice('c').ready(secondsAgo(31))], [gpuNode('b', 'b1').gpus(RTX4090, 2)], job({ count: 2 }));
-    expect(r).toEqual({ unschedulable: `0/3 providers are available: 1 heartbeat older than 30s, 1 no node with 2 free ${RTX4090}, 1 price 2000000ustake above max 1500000ustake.` });
+    expect(r).toMatchObject({ unschedulable: `0/3 providers are available: 1 heartbeat older than 30s, 1 no node with 2 free ${RTX4090}, 1 price 2000000ustake above max 1500000ustake.` });
   });
 
   describe('scores the survivors', () => {
@@ -220,8 +226,8 @@ describe('matchProviders', () => {
     const mig = (free: number) => [gpuNode('lab', 'a100').mig('1g.10gb', 7, 9728, free)];
     const migJob = (count: number, minMemoryMiB?: number) => job({ models: [A100], count, sharing: 'MIG', migProfile: '1g.10gb', ...(minMemoryMiB ? { minMemoryMiB } : {}) });
     expect(match([p], mig(3), migJob(3))).toEqual({ placed: { provider: 'lab', nodeName: 'a100', model: A100, resourceName: 'nvidia.com/mig-1g.10gb', units: 3, pricePerGpuHour: '400000ustake' } });
-    expect(match([p], mig(3), migJob(4))).toEqual({ unschedulable: `0/1 providers are available: 1 no node with 4 free ${A100} MIG 1g.10gb.` });
-    expect(match([p], mig(3), migJob(1, 20000))).toEqual({ unschedulable: `0/1 providers are available: 1 no node with 1 free ${A100} MIG 1g.10gb of at least 20000 MiB.` });
+    expect(match([p], mig(3), migJob(4))).toMatchObject({ unschedulable: `0/1 providers are available: 1 no node with 4 free ${A100} MIG 1g.10gb.` });
+    expect(match([p], mig(3), migJob(1, 20000))).toMatchObject({ unschedulable: `0/1 providers are available: 1 no node with 1 free ${A100} MIG 1g.10gb of at least 20000 MiB.` });
     expect(placedOn(match([p], mig(3), job({ models: [A100] })))).toMatch(/no node with 1 free/);
   });
 
@@ -229,8 +235,8 @@ describe('matchProviders', () => {
     const p = provider('p').price(RTX3060, '100000ustake').ready(now);
     const shared = [gpuNode('p', 's').timeSliced(RTX3060, 4, 2)];
     expect(match([p], shared, job({ models: [RTX3060], sharing: 'TimeSliced' }))).toMatchObject({ placed: { nodeName: 's', resourceName: 'nvidia.com/gpu.shared', units: 1 } });
-    expect(match([p], shared, job({ models: [RTX3060] }))).toEqual({ unschedulable: `0/1 providers are available: 1 no node with 1 free ${RTX3060}.` });
-    expect(match([p], [gpuNode('p', 'w').gpus(RTX3060, 1)], job({ models: [RTX3060], sharing: 'TimeSliced' }))).toEqual({
+    expect(match([p], shared, job({ models: [RTX3060] }))).toMatchObject({ unschedulable: `0/1 providers are available: 1 no node with 1 free ${RTX3060}.` });
+    expect(match([p], [gpuNode('p', 'w').gpus(RTX3060, 1)], job({ models: [RTX3060], sharing: 'TimeSliced' }))).toMatchObject({
       unschedulable: `0/1 providers are available: 1 no node with 1 free ${RTX3060} time slice.`,
     });
   });
@@ -241,7 +247,7 @@ describe('matchProviders', () => {
     const first = match(providers, nodes, job());
     if (!('placed' in first)) throw new Error(first.unschedulable);
     const reservation: Reservation = { ...first.placed, assignment: 'train-1' };
-    expect(match(providers, nodes, job(), [reservation])).toEqual({ unschedulable: `0/1 providers are available: 1 no node with 1 free ${RTX4090}.` });
+    expect(match(providers, nodes, job(), [reservation])).toMatchObject({ unschedulable: `0/1 providers are available: 1 no node with 1 free ${RTX4090}.` });
   });
 
   it('counts reservations only on their own provider, node and resource', () => {
@@ -265,7 +271,7 @@ describe('matchProviders', () => {
     const nodes = [gpuNode('a', 'a1').gpus(RTX4090, 1), gpuNode('b', 'b1').gpus(RTX4090, 1)];
     const providers = [alice('a').price(RTX4090, '9007199254740993ustake'), alice('b').price(RTX4090, '9007199254740992ustake')];
     expect(match(providers, nodes, job({}, max))).toMatchObject({ placed: { provider: 'b', pricePerGpuHour: '9007199254740992ustake' } });
-    expect(match([providers[0]!], [nodes[0]!], job({}, '9007199254740992ustake'))).toEqual({
+    expect(match([providers[0]!], [nodes[0]!], job({}, '9007199254740992ustake'))).toMatchObject({
       unschedulable: '0/1 providers are available: 1 price 9007199254740993ustake above max 9007199254740992ustake.',
     });
   });

@@ -53,7 +53,25 @@ export interface Placement {
   pricePerGpuHour: string;
 }
 
-export type MatchResult = { placed: Placement } | { unschedulable: string };
+/** Why a provider was filtered out, as a stable code (metric label) beside the human message. */
+export const UnfitReason = {
+  Excluded: 'Excluded',
+  NeverHeartbeated: 'NeverHeartbeated',
+  HeartbeatStale: 'HeartbeatStale',
+  NotReady: 'NotReady',
+  Cordoned: 'Cordoned',
+  Region: 'Region',
+  NoFittingNode: 'NoFittingNode',
+  PriceAboveMax: 'PriceAboveMax',
+  NoPriceInDenom: 'NoPriceInDenom',
+  Payment: 'Payment',
+  InvalidJob: 'InvalidJob',
+  NoProviders: 'NoProviders',
+} as const;
+export type UnfitReason = (typeof UnfitReason)[keyof typeof UnfitReason];
+
+/** When nothing fits: the kube-scheduler-style message, and how many providers failed for each code. */
+export type MatchResult = { placed: Placement } | { unschedulable: string; codes: Partial<Record<UnfitReason, number>> };
 
 interface Candidate {
   provider: Provider;
@@ -63,7 +81,8 @@ interface Candidate {
   left: number;
 }
 
-type Verdict = { ok: true; candidate: Candidate } | { ok: false; reason: string };
+type Unfit = { ok: false; reason: string; code: UnfitReason };
+type Verdict = { ok: true; candidate: Candidate } | Unfit;
 
 interface Context {
   job: MatchJob;
@@ -84,9 +103,9 @@ const alwaysOk: PaymentCheck = () => ({ ok: true });
  */
 export function matchProviders(snapshot: MatchSnapshot, job: MatchJob, now: Date, options: MatchOptions = {}): MatchResult {
   const max = tryParseCoin(job.maxPricePerGpuHour);
-  if (max === undefined) return { unschedulable: `invalid maxPricePerGpuHour ${JSON.stringify(job.maxPricePerGpuHour)}` };
+  if (max === undefined) return { unschedulable: `invalid maxPricePerGpuHour ${JSON.stringify(job.maxPricePerGpuHour)}`, codes: { InvalidJob: 1 } };
   const n = snapshot.providers.length;
-  if (n === 0) return { unschedulable: '0/0 providers are available: no providers registered.' };
+  if (n === 0) return { unschedulable: '0/0 providers are available: no providers registered.', codes: { NoProviders: 1 } };
   const ctx: Context = {
     job,
     max,
@@ -100,7 +119,10 @@ export function matchProviders(snapshot: MatchSnapshot, job: MatchJob, now: Date
   const candidates = verdicts.flatMap((v) => (v.ok ? [v.candidate] : []));
   const best = candidates.sort((a, b) => compareCandidates(ctx, a, b))[0];
   if (best !== undefined) return { placed: toPlacement(ctx, best) };
-  return { unschedulable: aggregate(n, verdicts.flatMap((v) => (v.ok ? [] : [v.reason]))) };
+  const unfit = verdicts.flatMap((v) => (v.ok ? [] : [v]));
+  const codes: Partial<Record<UnfitReason, number>> = {};
+  for (const v of unfit) codes[v.code] = (codes[v.code] ?? 0) + 1;
+  return { unschedulable: aggregate(n, unfit.map((v) => v.reason)), codes };
 }
 
 function groupNodes(nodes: readonly GpuNode[]): Map<string, GpuNode[]> {
@@ -116,39 +138,41 @@ function groupNodes(nodes: readonly GpuNode[]): Map<string, GpuNode[]> {
 
 function evaluate(ctx: Context, provider: Provider): Verdict {
   const gate = gateReason(ctx, provider);
-  if (gate !== undefined) return { ok: false, reason: gate };
+  if (gate !== undefined) return gate;
   const fitting = fittingNodes(ctx, provider);
-  if (fitting.length === 0) return { ok: false, reason: noNodeReason(ctx.job.resources.gpu) };
+  if (fitting.length === 0) return { ok: false, reason: noNodeReason(ctx.job.resources.gpu), code: UnfitReason.NoFittingNode };
   const priced = fitting.map((f) => ({ ...f, price: priceOf(provider, f.node.spec.product, ctx.max.denom) }));
   const affordable = priced
     .flatMap((c) => (c.price !== undefined && c.price.amount <= ctx.max.amount ? [{ ...c, price: c.price }] : []))
     .sort((a, b) => compareCoins(a.price, b.price) || a.left - b.left || compareText(a.node.spec.nodeName, b.node.spec.nodeName));
   const best = affordable[0];
-  if (best === undefined) return { ok: false, reason: priceReason(ctx.max, priced) };
+  if (best === undefined) return priceReason(ctx.max, priced);
   const paid = ctx.payment(provider, best.price);
-  if (!paid.ok) return { ok: false, reason: paid.reason };
+  if (!paid.ok) return { ok: false, reason: paid.reason, code: UnfitReason.Payment };
   return { ok: true, candidate: { provider, ...best } };
 }
 
 /** Why a provider cannot take any job now, before looking at its nodes. */
-function gateReason(ctx: Context, provider: Provider): string | undefined {
+function gateReason(ctx: Context, provider: Provider): Unfit | undefined {
   const name = provider.metadata.name ?? '';
-  if (ctx.job.excludeProviders?.includes(name)) return 'excluded after rejection or loss';
+  if (ctx.job.excludeProviders?.includes(name)) return { ok: false, reason: 'excluded after rejection or loss', code: UnfitReason.Excluded };
   const liveness = livenessReason(ctx, provider);
   if (liveness !== undefined) return liveness;
-  if (provider.spec.cordoned === true) return 'cordoned';
+  if (provider.spec.cordoned === true) return { ok: false, reason: 'cordoned', code: UnfitReason.Cordoned };
   const regions = ctx.job.placement?.regions ?? [];
-  if (regions.length > 0 && !regions.includes(provider.spec.region)) return `region ${provider.spec.region} not allowed`;
+  if (regions.length > 0 && !regions.includes(provider.spec.region)) return { ok: false, reason: `region ${provider.spec.region} not allowed`, code: UnfitReason.Region };
   return undefined;
 }
 
 /** Heartbeat first, as it is the fresher fact; then the Ready condition the registry keeps. */
-function livenessReason(ctx: Context, provider: Provider): string | undefined {
+function livenessReason(ctx: Context, provider: Provider): Unfit | undefined {
   const heartbeat = Date.parse(provider.status?.lastHeartbeatTime ?? '');
-  if (Number.isNaN(heartbeat)) return 'never heartbeated';
-  if (ctx.now.getTime() - heartbeat > ctx.snapshot.heartbeatTimeoutMs) return `heartbeat older than ${formatDuration(ctx.snapshot.heartbeatTimeoutMs)}`;
+  if (Number.isNaN(heartbeat)) return { ok: false, reason: 'never heartbeated', code: UnfitReason.NeverHeartbeated };
+  if (ctx.now.getTime() - heartbeat > ctx.snapshot.heartbeatTimeoutMs) {
+    return { ok: false, reason: `heartbeat older than ${formatDuration(ctx.snapshot.heartbeatTimeoutMs)}`, code: UnfitReason.HeartbeatStale };
+  }
   const ready = findCondition(provider.status?.conditions, ProviderConditionType.Ready);
-  if (ready?.status !== 'True') return ready === undefined ? 'not Ready' : `not Ready (${ready.reason})`;
+  if (ready?.status !== 'True') return { ok: false, reason: ready === undefined ? 'not Ready' : `not Ready (${ready.reason})`, code: UnfitReason.NotReady };
   return undefined;
 }
 
@@ -186,11 +210,11 @@ function noNodeReason(gpu: ResourcesGpu): string {
   return `no node with ${gpu.count} free ${what}${share}${memory}`;
 }
 
-function priceReason(max: Coin, priced: readonly { node: GpuNode; price: Coin | undefined }[]): string {
+function priceReason(max: Coin, priced: readonly { node: GpuNode; price: Coin | undefined }[]): Unfit {
   const cheapest = priced.flatMap((c) => (c.price === undefined ? [] : [c.price])).sort(compareCoins)[0];
-  if (cheapest !== undefined) return `price ${formatCoin(cheapest)} above max ${formatCoin(max)}`;
+  if (cheapest !== undefined) return { ok: false, reason: `price ${formatCoin(cheapest)} above max ${formatCoin(max)}`, code: UnfitReason.PriceAboveMax };
   const models = [...new Set(priced.map((c) => c.node.spec.product))].sort(compareText);
-  return `no ${max.denom} price for ${models.join(' or ')}`;
+  return { ok: false, reason: `no ${max.denom} price for ${models.join(' or ')}`, code: UnfitReason.NoPriceInDenom };
 }
 
 function compareCandidates(ctx: Context, a: Candidate, b: Candidate): number {

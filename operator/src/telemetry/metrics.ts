@@ -40,6 +40,23 @@ export class Metrics {
   readonly lastHeartbeat = new Gauge({ name: 'gpufed_heartbeat_last_success_timestamp_seconds', help: 'When the last heartbeat reached the registry (Unix seconds).', registers: [this.registry] });
   readonly gpus = new Gauge({ name: 'gpufed_gpus', help: 'GPU units on this provider by state (allocatable, free) and product.', labelNames: ['state', 'product'] as const, registers: [this.registry] });
   readonly assignments = new Gauge({ name: 'gpufed_assignments', help: "The provider's Assignments by phase (Pending, Accepted, Running, Succeeded, Failed, Rejected, Withdrawn).", labelNames: ['phase'] as const, registers: [this.registry] });
+  // Registry mode.
+  readonly placementSeconds = new Histogram({
+    name: 'gpufed_placement_duration_seconds',
+    help: "Time from a ComputeJob's creation to its first Assignment (the renter's apply to placed).",
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly computeJobs = new Gauge({ name: 'gpufed_computejobs', help: 'ComputeJobs on the registry by phase (Pending, Scheduled, Running, Succeeded, Failed, Cancelling).', labelNames: ['phase'] as const, registers: [this.registry] });
+  readonly unschedulableJobs = new Gauge({
+    name: 'gpufed_unschedulable_jobs',
+    help: 'Waiting ComputeJobs by why a provider could not take them (NoFittingNode, PriceAboveMax, Cordoned, HeartbeatStale, TenantNotVerified, …); a job counts once per reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly placements = new Counter({ name: 'gpufed_placements_total', help: 'Assignments created, per provider and whether it was a retry (epoch > 1).', labelNames: ['provider', 'retry'] as const, registers: [this.registry] });
+  readonly reservedGpus = new Gauge({ name: 'gpufed_reserved_gpus', help: "GPU units promised to Assignments that the provider's reported free counts do not show yet, per provider.", labelNames: ['provider'] as const, registers: [this.registry] });
+  readonly leader = new Gauge({ name: 'gpufed_leader', help: '1 while this registry process is the leader (the only one that places jobs), else 0.', registers: [this.registry] });
   readonly buildInfo = new Gauge({ name: 'gpufed_build_info', help: 'Always 1; labels say which gpufed runs in which mode.', labelNames: ['version', 'mode'] as const, registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {

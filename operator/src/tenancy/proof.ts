@@ -19,7 +19,7 @@ export interface TenantProofSubject {
   spec: { namespace: string; address: string; proof: TenantProof };
 }
 
-export type ProofFailureReason = typeof TenantReason.SignatureInvalid | typeof TenantReason.PubKeyAddressMismatch | 'ChallengeMismatch' | 'Malformed';
+export type ProofFailureReason = typeof TenantReason.SignatureInvalid | typeof TenantReason.PubKeyAddressMismatch | typeof TenantReason.ChallengeMismatch | typeof TenantReason.Malformed;
 
 export type ProofVerdict = { valid: true } | { valid: false; reason: ProofFailureReason; message: string };
 
