@@ -2,10 +2,12 @@
 import { Command, CommanderError } from 'commander';
 import { packageVersion } from '../../operator/src/version.js';
 import { devCommand } from './commands/dev.js';
+import { jobsCommand } from './commands/jobs.js';
 import { providerCommand } from './commands/provider.js';
+import { quoteCommand } from './commands/quote.js';
 import { registryCommand } from './commands/registry.js';
 import { tenantCommand } from './commands/tenant.js';
-import { UsageError } from './output.js';
+import { ExitError, UsageError } from './output.js';
 
 const version = packageVersion();
 
@@ -19,7 +21,9 @@ function strict(cmd: Command): Command {
 export function program(): Command {
   const p = new Command('gpufed').description('Federate home GPU clusters into one market: run, rent and settle GPU time').version(version);
   p.addCommand(devCommand());
+  p.addCommand(jobsCommand());
   p.addCommand(providerCommand());
+  p.addCommand(quoteCommand());
   p.addCommand(registryCommand());
   p.addCommand(tenantCommand());
   return strict(p);
@@ -31,9 +35,9 @@ async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof ExitError) {
       process.stderr.write(`error: ${e.message}\n`);
-      return 2;
+      return e instanceof ExitError ? e.exitCode : 2;
     }
     process.stderr.write(`error: ${(e as Error).message}\n`);
     return 1;

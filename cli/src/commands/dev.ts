@@ -2,11 +2,7 @@
 import { Command, Option } from 'commander';
 import { AlreadyRunningError, down, readState, startComponent, status, stopComponent, up, type StatusReport } from '../dev/federation.js';
 import { devDir } from '../dev/paths.js';
-import { bold, dim, green, parseOutputFormat, print, progress, red, table, UsageError, type OutputFormat } from '../output.js';
-
-function outputOption(): Option {
-  return new Option('-o, --output <format>', 'output format: table, json or yaml').default('table').argParser(parseOutputFormat);
-}
+import { bold, dim, green, outputOption, print, progress, red, table, UsageError, type OutputFormat } from '../output.js';
 
 function positiveInt(v: string): number {
   const n = Number(v);

@@ -6,16 +6,7 @@ import { Command, Option } from 'commander';
 import { RECLAIM_ANNOTATION } from '../../../operator/src/agent/gpunode.js';
 import { loadKubeConfig } from '../../../operator/src/kube/client.js';
 import { explain, isNotFound } from '../../../operator/src/kube/errors.js';
-import { parseDuration } from '../../../operator/src/version.js';
-import { UsageError } from '../output.js';
-
-function duration(v: string): number {
-  try {
-    return parseDuration(v);
-  } catch (e) {
-    throw new UsageError(`--grace ${v}: ${(e as Error).message}`, { cause: e });
-  }
-}
+import { durationArg, UsageError } from '../output.js';
 
 async function annotate(kubeconfig: string | undefined, node: string, value: string | null): Promise<void> {
   const core = loadKubeConfig(kubeconfig).makeApiClient(k8s.CoreV1Api);
@@ -33,7 +24,7 @@ export function providerCommand(): Command {
     .command('reclaim')
     .description('Take a GPU node back: no new jobs land on it, running jobs stop when the grace period ends (reason Reclaimed)')
     .argument('<node>', 'the node to take back')
-    .addOption(new Option('--grace <duration>', 'how long running jobs may go on, e.g. 5m, 30s or 0').default(300_000, '5m').argParser(duration))
+    .addOption(new Option('--grace <duration>', 'how long running jobs may go on, e.g. 5m, 30s or 0').default(300_000, '5m').argParser(durationArg('--grace')))
     .option('--kubeconfig <file>', "the provider cluster's kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
     .addHelpText('after', '\nExamples:\n  $ gpufed provider reclaim gaming-pc --grace 5m\n  $ gpufed provider reclaim gaming-pc --grace 0   # stop its jobs now')
     .action(async (node: string, o: { grace: number; kubeconfig?: string }) => {

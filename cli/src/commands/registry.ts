@@ -27,14 +27,10 @@ import {
   type ProofDocument,
   type TenantRequest,
 } from '../../../operator/src/onboarding/tenant.js';
-import { bold, dim, green, parseOutputFormat, print, table, UsageError, type OutputFormat } from '../output.js';
+import { bold, dim, green, outputOption, print, table, UsageError, type OutputFormat } from '../output.js';
 
 /** The field manager of everything this CLI applies on the registry. */
 const FIELD_MANAGER = 'gpufed-cli';
-
-function outputOption(): Option {
-  return new Option('-o, --output <format>', 'output format: table, json or yaml').default('table').argParser(parseOutputFormat);
-}
 
 function providerName(v: string): string {
   const problem = providerNameProblem(v);

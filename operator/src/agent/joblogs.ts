@@ -24,10 +24,11 @@
 // be read (its node is gone; KWOK nodes have no kubelet) is closed as final with the text pushed
 // last after FINISHED_READ_ATTEMPTS tries, so no pod is retried for ever.
 //
-// Reading it later: ComputeJob.status.logRef says `<provider>/<assignment>`; `gpufed logs <job>`
-// will read data.log of ConfigMap `<assignment>-log` in gpufed-provider-<provider> (renters have no
-// access to provider namespaces, so the registry has to grant or relay that one object), and with
-// --follow poll it, printing what follows the text it printed last, until data.final is "true".
+// Reading it later: renters have no access to provider namespaces, so the registry relays the
+// current attempt's ConfigMap into the job's own namespace under ComputeJob.status.logRef
+// (registry/log-relay.ts); `gpufed jobs logs [-f] <job>` reads data.log there and, following,
+// polls it, printing what follows the text it printed last, until the job ended and data.final is
+// "true" (cli/src/commands/job-logs.ts).
 import { createHash } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import type { V1ConfigMap, V1Pod } from '@kubernetes/client-node';
