@@ -33,7 +33,10 @@ beforeAll(async () => {
 // The samples include a real Assignment (one RTX 4090, no simulated end): an agent started by a
 // later test file would run it for ever and hold alice's 4090. Leave nothing behind.
 afterAll(async () => {
-  await registry(['delete', '-f', samplesDir, '--ignore-not-found', '--wait=true']);
+  // Except Tenant carol: the federation's own dev tenant, which the sample equals.
+  for (const f of readdirSync(samplesDir).filter((x) => x.endsWith('.yaml') && x !== 'tenant-carol.yaml')) {
+    await registry(['delete', '-f', join(samplesDir, f), '--ignore-not-found', '--wait=true']);
+  }
   await registry(['delete', 'computejobs', '--all', '-n', 'carol', '--ignore-not-found']);
 });
 

@@ -89,9 +89,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // While the registry still runs: its finalizer lets each job go once its Assignment is withdrawn.
+  await kubectl('registry', ['delete', 'computejobs', '--all', '-n', tenant.namespace, '--wait=true', '--timeout=60s']);
   await registry?.stop();
   for (const p of [...agents.keys()]) await stopAgent(p);
-  await kubectl('registry', ['delete', 'computejobs', '--all', '-n', tenant.namespace, '--wait=false']);
   await kubectl('registry', ['patch', 'lease', 'gpufed-registry', '-n', 'gpufed-system', '--type=merge', '-p', '{"spec":{"holderIdentity":""}}']);
 });
 

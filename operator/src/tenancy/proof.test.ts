@@ -20,7 +20,7 @@ function reasonOf(t: TenantProofSubject): string {
 
 describe('tenantChallenge', () => {
   it('names the namespace, the address and the nonce, in the sample format', () => {
-    expect(tenantChallenge('carol', carol.spec.address, '8f3a2c41d9e07b65')).toBe(carol.spec.proof.challenge);
+    expect(tenantChallenge('carol', carol.spec.address, 'b9153419cb5c5397')).toBe(carol.spec.proof.challenge);
   });
 
   it('draws a fresh nonce when none is given', () => {
