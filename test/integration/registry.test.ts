@@ -239,6 +239,32 @@ describe('registry placing jobs', () => {
       await kubectl('registry', ['delete', 'tenant', ns, '--ignore-not-found']);
     }
   });
+
+  it("garbage-collects a finished job's Assignment and pushed log after the retention period", async () => {
+    const name = await submit(job([A6000], { duration: '1s' }));
+    const done = await jobPhase(name, 'Succeeded', 30_000);
+    const [a] = await assignmentsOf(done);
+    const ns = a?.metadata?.namespace ?? '';
+    const logName = `${a?.metadata?.name ?? ''}-log`;
+    const core = kubeConfig('registry').makeApiClient(k8s.CoreV1Api);
+    await eventually('the pushed log', async () => (await core.readNamespacedConfigMap({ name: logName, namespace: ns })).data?.final === 'true' ? true : undefined, 20_000);
+    // A second replica with no retention sweeps once by hand (it stands by: the lead is taken).
+    const gc = new Registry({ kc: kubeConfig('registry'), identity: 'gc-test', retentionMs: 0, metrics: new Metrics({ defaultMetrics: false }), log: log() });
+    await gc.start();
+    try {
+      expect(gc.isLeader).toBe(false);
+      await gc.collectGarbage();
+      expect(await assignmentsOf(done)).toEqual([]);
+      await eventually('the log gone too', async () => {
+        await gc.collectGarbage();
+        return core.readNamespacedConfigMap({ name: logName, namespace: ns }).then(() => undefined, () => true);
+      }, 20_000);
+      // The job itself keeps its status.
+      expect((await getJob(name))?.status?.phase).toBe('Succeeded');
+    } finally {
+      await gc.stop();
+    }
+  });
 });
 
 /** A pod of the provider's owner, outside gpufed, holding GPUs of one node until removed. */
