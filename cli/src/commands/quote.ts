@@ -7,7 +7,7 @@ import { AssignmentResource, GpuNodeResource, ProviderResource, type Assignment,
 import { DEFAULT_MAX_DURATION_SECONDS } from '../../../operator/src/registry/job-lifecycle.js';
 import { apiErrorCode, explain } from '../../../operator/src/kube/errors.js';
 import { formatCoin, parseCoin, type Coin } from '../../../operator/src/scheduling/coin.js';
-import { matchProviders, type MatchJob, type MatchSnapshot, type UnfitReason } from '../../../operator/src/scheduling/match.js';
+import { matchProviders, providerVerdicts, type MatchJob, type MatchSnapshot, type ProviderVerdict, type UnfitReason } from '../../../operator/src/scheduling/match.js';
 import { reservationsFor } from '../../../operator/src/scheduling/reservations.js';
 import { bold, dim, durationArg, formatSeconds, green, outputOption, print, table, type OutputFormat } from '../output.js';
 import { readComputeJob, renterKubeConfig, withRenterOptions, type RenterOptions } from '../renter.js';
@@ -49,26 +49,17 @@ export interface Market {
   assignments?: readonly Assignment[];
 }
 
-/** The matcher's message for a snapshot of one provider: "0/1 providers are available: 1 <reason>." */
-const ONE_PROVIDER = /^0\/1 providers are available: 1 (.*)\.$/s;
-
 function matchJob(job: ComputeJob): MatchJob {
   const { resources, maxPricePerGpuHour, placement } = job.spec;
   return { resources, maxPricePerGpuHour, ...(placement ? { placement } : {}) };
 }
 
-/** One provider on its own, through the same matcher: its best node, or the reason it gives. */
-function providerQuote(snapshot: MatchSnapshot, provider: Provider, job: ComputeJob, now: Date, chosen: string | undefined): ProviderQuote {
-  const name = provider.metadata.name ?? '';
-  const region = provider.spec.region;
-  const r = matchProviders({ ...snapshot, providers: [provider] }, matchJob(job), now);
-  if ('placed' in r) {
-    const p = r.placed;
-    const cost = maxCost(parseCoin(p.pricePerGpuHour), p.units, job.spec.maxDurationSeconds ?? DEFAULT_MAX_DURATION_SECONDS);
-    return { provider: name, region, fits: true, chosen: name === chosen, nodeName: p.nodeName, model: p.model, pricePerGpuHour: p.pricePerGpuHour, maxCost: formatCoin(cost) };
-  }
-  const code = (Object.keys(r.codes)[0] ?? 'NoProviders') as UnfitReason;
-  return { provider: name, region, fits: false, code, reason: ONE_PROVIDER.exec(r.unschedulable)?.[1] ?? r.unschedulable };
+/** One provider's verdict from the same matcher: its best node and the cost, or the reason it gives. */
+function providerQuote(v: ProviderVerdict, region: string, job: ComputeJob, chosen: string | undefined): ProviderQuote {
+  if (!v.fits) return { provider: v.provider, region, fits: false, code: v.code, reason: v.reason };
+  const p = v.placement;
+  const cost = maxCost(parseCoin(p.pricePerGpuHour), p.units, job.spec.maxDurationSeconds ?? DEFAULT_MAX_DURATION_SECONDS);
+  return { provider: v.provider, region, fits: true, chosen: v.provider === chosen, nodeName: p.nodeName, model: p.model, pricePerGpuHour: p.pricePerGpuHour, maxCost: formatCoin(cost) };
 }
 
 /** Chosen first; then those that fit, cheapest first; then the rest; by name within each. */
@@ -91,7 +82,10 @@ export function quoteJob(market: Market, job: ComputeJob, now: Date, heartbeatTi
   const snapshot: MatchSnapshot = { providers: market.providers, gpuNodes: market.gpuNodes, reservations, heartbeatTimeoutMs };
   const all = matchProviders(snapshot, matchJob(job), now);
   const chosen = 'placed' in all ? all.placed.provider : undefined;
-  const providers = market.providers.map((p) => providerQuote(snapshot, p, job, now, chosen)).sort(compareQuotes);
+  const regions = new Map(market.providers.map((p) => [p.metadata.name ?? '', p.spec.region]));
+  const providers = providerVerdicts(snapshot, matchJob(job), now)
+    .map((v) => providerQuote(v, regions.get(v.provider) ?? '', job, chosen))
+    .sort(compareQuotes);
   const notes: string[] = [];
   if (market.assignments === undefined) {
     notes.push('Your credentials may not read Assignments, so GPUs the registry has just promised to jobs that are not running yet count as free here: a provider may be busier than shown.');

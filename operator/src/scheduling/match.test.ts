@@ -1,6 +1,6 @@
 import type { Condition, GpuNode, Provider, ResourcesGpu } from '../api/index.js';
 import type { Coin } from './coin.js';
-import { matchProviders, type MatchJob, type MatchResult, type Reservation } from './match.js';
+import { matchProviders, providerVerdicts, type MatchJob, type MatchResult, type Reservation } from './match.js';
 
 const now = new Date('2026-11-21T12:00:00Z');
 const RTX4090 = 'NVIDIA-GeForce-RTX-4090';
@@ -287,5 +287,22 @@ describe('matchProviders', () => {
         expect(BigInt(price.replace('ustake', ''))).toBeGreaterThan(1500000n);
       }
     }
+  });
+});
+
+describe('providerVerdicts', () => {
+  const snapshot = (providers: ProviderBuilder[], nodes: GpuNodeBuilder[]) => ({ providers: providers.map((p) => p.p), gpuNodes: nodes.map((n) => n.n), reservations: [], heartbeatTimeoutMs: 30000 });
+
+  it("judges every provider on its own, with the matcher's placement or its reason and code", () => {
+    const s = snapshot([alice('a'), alice('b').price(RTX4090, '2000000ustake'), alice('c').cordoned()], [gpuNode('a', 'a1').gpus(RTX4090, 1), gpuNode('b', 'b1').gpus(RTX4090, 1)]);
+    expect(providerVerdicts(s, job(), now)).toEqual([
+      { provider: 'a', fits: true, placement: { provider: 'a', nodeName: 'a1', model: RTX4090, resourceName: 'nvidia.com/gpu', units: 1, pricePerGpuHour: '1200000ustake' } },
+      { provider: 'b', fits: false, reason: 'price 2000000ustake above max 1500000ustake', code: 'PriceAboveMax' },
+      { provider: 'c', fits: false, reason: 'cordoned', code: 'Cordoned' },
+    ]);
+  });
+
+  it('gives every provider the reason an invalid job cannot be matched', () => {
+    expect(providerVerdicts(snapshot([alice('a')], []), job({}, '1.5stake'), now)).toEqual([{ provider: 'a', fits: false, reason: 'invalid maxPricePerGpuHour "1.5stake"', code: 'InvalidJob' }]);
   });
 });

@@ -102,19 +102,10 @@ const alwaysOk: PaymentCheck = () => ({ ok: true });
  * region, then name. When none survives, the message counts the reasons like the kube-scheduler.
  */
 export function matchProviders(snapshot: MatchSnapshot, job: MatchJob, now: Date, options: MatchOptions = {}): MatchResult {
-  const max = tryParseCoin(job.maxPricePerGpuHour);
-  if (max === undefined) return { unschedulable: `invalid maxPricePerGpuHour ${JSON.stringify(job.maxPricePerGpuHour)}`, codes: { InvalidJob: 1 } };
+  const ctx = contextOf(snapshot, job, now, options);
+  if (typeof ctx === 'string') return { unschedulable: ctx, codes: { InvalidJob: 1 } };
   const n = snapshot.providers.length;
   if (n === 0) return { unschedulable: '0/0 providers are available: no providers registered.', codes: { NoProviders: 1 } };
-  const ctx: Context = {
-    job,
-    max,
-    resource: wantedResource(job.resources.gpu),
-    now,
-    snapshot,
-    nodesByProvider: groupNodes(snapshot.gpuNodes),
-    payment: options.payment ?? alwaysOk,
-  };
   const verdicts = snapshot.providers.map((p) => evaluate(ctx, p));
   const candidates = verdicts.flatMap((v) => (v.ok ? [v.candidate] : []));
   const best = candidates.sort((a, b) => compareCandidates(ctx, a, b))[0];
@@ -123,6 +114,27 @@ export function matchProviders(snapshot: MatchSnapshot, job: MatchJob, now: Date
   const codes: Partial<Record<UnfitReason, number>> = {};
   for (const v of unfit) codes[v.code] = (codes[v.code] ?? 0) + 1;
   return { unschedulable: aggregate(n, unfit.map((v) => v.reason)), codes };
+}
+
+/** Each provider on its own, as the matcher judges it: the placement it would get, or why not. */
+export type ProviderVerdict = { provider: string; fits: true; placement: Placement } | { provider: string; fits: false; reason: string; code: UnfitReason };
+
+/** The verdict for every provider, in the snapshot's order (`gpufed quote` shows them all). */
+export function providerVerdicts(snapshot: MatchSnapshot, job: MatchJob, now: Date, options: MatchOptions = {}): ProviderVerdict[] {
+  const ctx = contextOf(snapshot, job, now, options);
+  return snapshot.providers.map((p): ProviderVerdict => {
+    const provider = p.metadata.name ?? '';
+    if (typeof ctx === 'string') return { provider, fits: false, reason: ctx, code: UnfitReason.InvalidJob };
+    const v = evaluate(ctx, p);
+    return v.ok ? { provider, fits: true, placement: toPlacement(ctx, v.candidate) } : { provider, fits: false, reason: v.reason, code: v.code };
+  });
+}
+
+/** What every provider is judged against, or why the job itself cannot be matched. */
+function contextOf(snapshot: MatchSnapshot, job: MatchJob, now: Date, options: MatchOptions): Context | string {
+  const max = tryParseCoin(job.maxPricePerGpuHour);
+  if (max === undefined) return `invalid maxPricePerGpuHour ${JSON.stringify(job.maxPricePerGpuHour)}`;
+  return { job, max, resource: wantedResource(job.resources.gpu), now, snapshot, nodesByProvider: groupNodes(snapshot.gpuNodes), payment: options.payment ?? alwaysOk };
 }
 
 function groupNodes(nodes: readonly GpuNode[]): Map<string, GpuNode[]> {
