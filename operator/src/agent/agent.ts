@@ -3,7 +3,7 @@
 // when the cluster changed; a heartbeat on the provider's own Provider status.
 import * as k8s from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
-import { GpuNodeResource, ProviderResource, type GpuNode, type GpuNodeSpec, type GpuNodeStatus, type ProviderStatus } from '../api/index.js';
+import { GpuNodeResource, ProviderResource, providerNamespace, type GpuNode, type GpuNodeSpec, type GpuNodeStatus, type ProviderStatus } from '../api/index.js';
 import { Kube } from '../kube/client.js';
 import { apiErrorMessage } from '../kube/errors.js';
 import { Watched, listCustom } from '../kube/informer.js';
@@ -72,7 +72,7 @@ export class Agent {
   private readonly written = new RecentWrites<{ spec: GpuNodeSpec; status?: GpuNodeStatus }>();
 
   constructor(private readonly opts: AgentOptions) {
-    this.namespace = opts.namespace ?? `gpufed-provider-${opts.provider}`;
+    this.namespace = opts.namespace ?? providerNamespace(opts.provider);
     this.now = opts.now ?? (() => new Date());
     this.registry = new Kube(opts.registry, `${AGENT_FIELD_MANAGER}/registration`);
     this.heartbeats = new Kube(opts.registry, `${AGENT_FIELD_MANAGER}/heartbeat`);

@@ -9,7 +9,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import { AssignmentConditionType, AssignmentReason, formatTime, setCondition } from '../api/conditions.js';
-import { AssignmentResource, type Assignment, type AssignmentStatus } from '../api/index.js';
+import { AssignmentResource, SIM_ANNOTATION_PREFIX, type Assignment, type AssignmentStatus } from '../api/index.js';
 import type { Kube } from '../kube/client.js';
 import { apiErrorMessage, isConflict, isNotFound } from '../kube/errors.js';
 import { Watched, listCustom } from '../kube/informer.js';
@@ -20,9 +20,9 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { chooseNode, type FitCandidate } from './fit.js';
 import { podRequest, reclaimDeadline } from './gpunode.js';
 import { ASSIGNMENT_NAME_ANNOTATION, InvalidAssignmentError, JobLabel, MANAGED_BY, assignmentStatusFromPod, buildJobPod, jobsNamespace, jobsNetworkPolicy } from './jobpod.js';
+import { normalized } from '../kube/manifests.js';
 
-/** Annotations the local federation's KWOK reads; copied from Assignment to pod only when simulating. */
-export const SIM_ANNOTATION_PREFIX = 'sim.gpufed.io/';
+export { SIM_ANNOTATION_PREFIX };
 const FINISHED: readonly string[] = ['Succeeded', 'Failed', 'Rejected', 'Withdrawn'];
 /** Longer than the pod cache can lag behind our own create. */
 const UNSEEN_POD_MS = 10_000;
@@ -55,8 +55,6 @@ export interface AssignmentRunnerOptions {
 
 type AssignmentObject = Assignment & k8s.KubernetesObject;
 
-/** JSON as the API server stores it (no undefined members), for comparisons. */
-const normalized = <T>(v: T): T => JSON.parse(JSON.stringify(v ?? null)) as T;
 
 export class AssignmentRunner {
   readonly controller: Controller;

@@ -19,3 +19,6 @@ export function fromPlain<T extends k8s.KubernetesObject = k8s.KubernetesObject>
 export function toPlain(obj: k8s.KubernetesObject): unknown {
   return parse(k8s.dumpYaml(obj));
 }
+
+/** JSON as the API server stores it (no undefined members), for comparing what is with what should be. */
+export const normalized = <T>(v: T): T => JSON.parse(JSON.stringify(v ?? null)) as T;

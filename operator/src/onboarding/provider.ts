@@ -9,6 +9,7 @@
 import { fromBech32 } from '@cosmjs/encoding';
 import type { V1Secret } from '@kubernetes/client-node';
 import { API_GROUP, API_GROUP_VERSION, type Provider, type ProviderSpecPrice } from '../api/index.js';
+import { providerNamespace } from '../api/names.js';
 import {
   clusterRole,
   clusterRoleBinding,
@@ -29,8 +30,7 @@ import {
 
 export { CREDENTIAL_LABEL, type Manifest, type PolicyRule } from './credentials.js';
 
-/** The namespace on the registry holding a provider's GpuNodes, Assignments and UsageRecords. */
-export const providerNamespace = (provider: string): string => `gpufed-provider-${provider}`;
+export { providerNamespace };
 
 /** The service account the provider's agent authenticates as, in the provider's namespace. */
 export const AGENT_SERVICE_ACCOUNT = 'gpufed-agent';

@@ -16,6 +16,7 @@ import type { MatchResult, Placement } from '../scheduling/match.js';
 import { assignmentEnded } from '../scheduling/reservations.js';
 import { JobLabel } from '../agent/jobpod.js';
 import { logConfigMapName } from '../agent/joblogs.js';
+import { SIM_ANNOTATION_PREFIX, providerNamespace, providerOfNamespace } from '../api/names.js';
 import { isTenantVerified } from './tenants.js';
 
 /** Labels on every Assignment the registry creates, to find a job's attempts again (and the job pod's). */
@@ -23,8 +24,6 @@ export const JOB_UID_LABEL = JobLabel.JobUid;
 export const JOB_NAMESPACE_LABEL = 'gpufed.io/job-namespace';
 /** Keeps a ComputeJob until its Assignment is withdrawn and its pod stopped. */
 export const JOB_FINALIZER = 'gpufed.io/assignment';
-/** Annotations a renter may pass through to the local federation's simulated pods. */
-export const SIM_ANNOTATION_PREFIX = 'sim.gpufed.io/';
 export const DEFAULT_MAX_DURATION_SECONDS = 3600;
 
 export interface JobSituation {
@@ -72,7 +71,6 @@ export interface JobDecision {
   waiting?: string[];
 }
 
-export const providerNamespaceOf = (provider: string): string => `gpufed-provider-${provider}`;
 
 /** `<namespace>-<job>-<uid prefix>-<epoch>`, shortened to stay a valid name: unique per job and epoch. */
 export function assignmentName(job: ComputeJob, epoch: number): string {
@@ -137,7 +135,7 @@ function excludedProviders(assignments: readonly Assignment[]): string[] {
 }
 
 function providerFromNamespace(ns: string | undefined): string {
-  return (ns ?? '').replace(/^gpufed-provider-/, '');
+  return providerOfNamespace(ns) ?? '';
 }
 
 /** Attempts that used a try: every epoch placed, except ones the provider rejected before running. */
@@ -199,7 +197,7 @@ export function decideJob(s: JobSituation): JobDecision {
   if (done) return { status: b.build(false), withdraw: withdrawActive(s.assignments, 'Superseded'), finalizer };
   const placement = job.status?.placement;
   if (placement?.provider === undefined || placement.epoch === undefined) return place(s, b, finalizer, undefined);
-  const current = s.assignments.find((a) => a.metadata.namespace === providerNamespaceOf(placement.provider ?? '') && a.spec.epoch === placement.epoch);
+  const current = s.assignments.find((a) => a.metadata.namespace === providerNamespace(placement.provider ?? '') && a.spec.epoch === placement.epoch);
   return follow(s, b, finalizer, outcomeOf(current));
 }
 
@@ -363,7 +361,7 @@ export function newAssignment(job: ComputeJob, p: Pick<Placement, 'provider' | '
   };
   const annotations = Object.fromEntries(Object.entries(job.metadata.annotations ?? {}).filter(([k]) => k.startsWith(SIM_ANNOTATION_PREFIX)));
   return {
-    namespace: providerNamespaceOf(p.provider),
+    namespace: providerNamespace(p.provider),
     name: assignmentName(job, epoch),
     labels: { [JOB_UID_LABEL]: job.metadata.uid ?? '', [JOB_NAMESPACE_LABEL]: job.metadata.namespace ?? '', 'app.kubernetes.io/managed-by': 'gpufed-registry' },
     annotations,

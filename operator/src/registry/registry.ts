@@ -6,7 +6,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import { ComputeJobConditionType } from '../api/conditions.js';
-import { AssignmentResource, ComputeJobResource, GpuNodeResource, ProviderResource, TenantResource } from '../api/index.js';
+import { AssignmentResource, ComputeJobResource, GpuNodeResource, ProviderResource, TenantResource, providerNamespace, providerOfNamespace } from '../api/index.js';
 import type { Assignment, ComputeJob, ComputeJobStatus, GpuNode, Provider, Tenant, TenantStatus } from '../api/index.js';
 import { ASSIGNMENT_NAME_ANNOTATION, JobLabel, MANAGED_BY } from '../agent/jobpod.js';
 import { Kube } from '../kube/client.js';
@@ -16,13 +16,14 @@ import { LeaderElector } from '../kube/leader.js';
 import { RecentWrites } from '../kube/recent-writes.js';
 import { Controller } from '../runtime/controller.js';
 import { matchProviders, type PaymentCheck, type Reservation } from '../scheduling/match.js';
-import { assignmentEnded, providerOfNamespace, reservationsFor } from '../scheduling/reservations.js';
+import { assignmentEnded, reservationsFor } from '../scheduling/reservations.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { JOB_FINALIZER, JOB_UID_LABEL, decideJob, providerNamespaceOf, type JobDecision, type NewAssignment, type Withdrawal } from './job-lifecycle.js';
+import { JOB_FINALIZER, JOB_UID_LABEL, decideJob, type JobDecision, type NewAssignment, type Withdrawal } from './job-lifecycle.js';
 import { relayedLog, RELAY_MANAGED_BY } from './log-relay.js';
 import { decideProvider, REPUTATION_COUNTED_ANNOTATION } from './providers.js';
 import { decideTenant } from './tenants.js';
+import { normalized } from '../kube/manifests.js';
 
 export const REGISTRY_FIELD_MANAGER = 'gpufed-registry';
 
@@ -56,8 +57,6 @@ export interface RegistryOptions {
 
 type Obj<T> = T & k8s.KubernetesObject;
 
-/** JSON as the API server stores it (no undefined members), for comparisons. */
-const normalized = <T>(v: T): T => JSON.parse(JSON.stringify(v ?? null)) as T;
 const keyOf = (o: k8s.KubernetesObject): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 const REGISTRY_CONDITIONS: readonly string[] = [ComputeJobConditionType.Scheduled, ComputeJobConditionType.Running, ComputeJobConditionType.Succeeded, ComputeJobConditionType.Failed];
 const REGISTRY_STATUS_FIELDS = ['observedGeneration', 'phase', 'placement', 'attempts', 'startTime', 'completionTime', 'exitCode', 'message', 'logRef'] as const;
@@ -376,7 +375,7 @@ export class Registry {
     const cached = this.providers.get(name);
     if (!cached) return;
     const provider = this.providerWrites.newerThan(name, cached) ?? cached;
-    const ns = providerNamespaceOf(name);
+    const ns = providerNamespace(name);
     const assignments = this.allAssignments().filter((a) => a.metadata.namespace === ns);
     const d = decideProvider(provider, assignments, this.now(), this.o.heartbeatTimeoutMs ?? 30_000);
     const have = normalized({ conditions: provider.status?.conditions, reputation: provider.status?.reputation, observedGeneration: provider.status?.observedGeneration });

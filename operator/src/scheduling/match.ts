@@ -3,12 +3,11 @@
 // gathers the snapshot from its informers and applies the result. The node check agrees with the
 // agent's own (agent/fit.ts), so a placement made here is one the agent accepts.
 import { findCondition, ProviderConditionType } from '../api/conditions.js';
+import { providerOfNamespace } from '../api/names.js';
 import type { ComputeJobSpec, GpuNode, Provider, ResourcesGpu } from '../api/index.js';
 import { freeUnits, memoryPerUnit, takesJobs, wantedResource } from '../agent/fit.js';
 import { formatCoin, tryParseCoin, type Coin } from './coin.js';
 
-/** Namespace on the registry holding a provider's GpuNodes, Assignments and UsageRecords. */
-export const PROVIDER_NAMESPACE_PREFIX = 'gpufed-provider-';
 
 /** Units promised to an assignment whose pod is not bound yet; they are not free any more. */
 export interface Reservation {
@@ -140,9 +139,8 @@ function contextOf(snapshot: MatchSnapshot, job: MatchJob, now: Date, options: M
 function groupNodes(nodes: readonly GpuNode[]): Map<string, GpuNode[]> {
   const byProvider = new Map<string, GpuNode[]>();
   for (const node of nodes) {
-    const ns = node.metadata.namespace ?? '';
-    if (!ns.startsWith(PROVIDER_NAMESPACE_PREFIX)) continue;
-    const provider = ns.slice(PROVIDER_NAMESPACE_PREFIX.length);
+    const provider = providerOfNamespace(node.metadata.namespace);
+    if (provider === undefined) continue;
     byProvider.set(provider, [...(byProvider.get(provider) ?? []), node]);
   }
   return byProvider;

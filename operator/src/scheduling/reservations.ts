@@ -10,7 +10,8 @@ import { AssignmentConditionType, findCondition } from '../api/conditions.js';
 import type { Assignment, GpuNode } from '../api/index.js';
 import { freeUnits, wantedResource } from '../agent/fit.js';
 import { MIG_RESOURCE_PREFIX } from '../agent/gpunode.js';
-import { PROVIDER_NAMESPACE_PREFIX, type Reservation } from './match.js';
+import { providerOfNamespace } from '../api/names.js';
+import type { Reservation } from './match.js';
 
 /** Assignment phases after which its pod is gone or never comes. */
 const ENDED: readonly string[] = ['Succeeded', 'Failed', 'Rejected', 'Withdrawn'];
@@ -32,8 +33,6 @@ function isBound(a: Assignment): boolean {
   return s?.nodeName !== undefined && findCondition(s.conditions, AssignmentConditionType.Running) !== undefined;
 }
 
-export const providerOfNamespace = (ns: string | undefined): string | undefined =>
-  ns?.startsWith(PROVIDER_NAMESPACE_PREFIX) ? ns.slice(PROVIDER_NAMESPACE_PREFIX.length) : undefined;
 
 /** Allocatable units of `resource` on a node, from its status. */
 function allocatableUnits(node: GpuNode, resource: string): number {
