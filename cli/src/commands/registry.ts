@@ -32,17 +32,17 @@ import { bold, dim, green, outputOption, print, table, UsageError, type OutputFo
 /** The field manager of everything this CLI applies on the registry. */
 const FIELD_MANAGER = 'gpufed-cli';
 
-function providerName(v: string): string {
-  const problem = providerNameProblem(v);
-  if (problem) throw new UsageError(`provider name "${v}" ${problem}`);
-  return v;
+/** An argument parser that refuses what `problemOf` finds wrong, saying which input and why. */
+function checked(problemOf: (v: string) => string | undefined, what: (v: string) => string): (v: string) => string {
+  return (v) => {
+    const problem = problemOf(v);
+    if (problem) throw new UsageError(`${what(v)} ${problem}`);
+    return v;
+  };
 }
 
-function region(v: string): string {
-  const problem = regionProblem(v);
-  if (problem) throw new UsageError(`--region ${v}: ${problem}`);
-  return v;
-}
+const providerName = checked(providerNameProblem, (v) => `provider name "${v}"`);
+const region = checked(regionProblem, (v) => `--region ${v}:`);
 
 function collectPrice(v: string, previous: ProviderSpecPrice[]): ProviderSpecPrice[] {
   const p = parsePrice(v);
@@ -194,17 +194,8 @@ Examples:
     });
 }
 
-function tenantName(v: string): string {
-  const problem = tenantNameProblem(v);
-  if (problem) throw new UsageError(`tenant name "${v}" ${problem}`);
-  return v;
-}
-
-function tenantNamespace(v: string): string {
-  const problem = tenantNamespaceProblem(v);
-  if (problem) throw new UsageError(`--namespace ${v}: ${problem}`);
-  return v;
-}
+const tenantName = checked(tenantNameProblem, (v) => `tenant name "${v}"`);
+const tenantNamespace = checked(tenantNamespaceProblem, (v) => `--namespace ${v}:`);
 
 export interface AddTenantOptions extends AdminOptions {
   namespace?: string;
