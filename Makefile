@@ -63,6 +63,8 @@ demo: build tools ## Start the local federation, show it, and leave it running
 	@echo "  kubectl --context gpufed-alice get nodes -L nvidia.com/gpu.product"
 	@echo "  kubectl --context gpufed-registry get crd | grep gpufed"
 	@echo "  npx gpufed dev status"
+	@echo "  kubectl --kubeconfig .gpufed/dev/tenant-carol.kubeconfig apply -f crds/samples/computejob-train-rtx4090.yaml   # as renter carol"
+	@echo "  npx gpufed jobs list --kubeconfig .gpufed/dev/tenant-carol.kubeconfig                                        # placed by the registry"
 	@echo "Stop it with: make down (or npx gpufed dev down)"
 
 .PHONY: status
