@@ -922,6 +922,16 @@ export interface UsageRecordSpec {
    */
   final?: boolean;
   /**
+   * The job's average GPU utilisation over the period in percent (DCGM_FI_DEV_GPU_UTIL), when the
+   * provider runs dcgm-exporter; informational, not billed.
+   */
+  gpuUtilizationPercent?: number;
+  /**
+   * Energy the job's GPUs used during the period in millijoules
+   * (DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION), when available; informational, not billed.
+   */
+  energyMillijoules?: number;
+  /**
    * SHA-256, 64 lowercase hex digits, of the evidence: the Prometheus query, its window and its
    * result, in canonical JSON.
    */
@@ -955,8 +965,9 @@ export interface UsageRecordStatus {
   observedGeneration?: number;
   /**
    * Pending (not signed yet), Signed (the transaction is signed and persisted here, not known to be
-   * sent), Broadcast (sent, not yet in a block), Committed (in a block, paid), or Failed (rejected
-   * or expired; it will be signed again).
+   * sent), Broadcast (sent, not yet in a block), Committed (in a block, paid), Failed (the
+   * transaction can never commit: rejected, failed or expired; the record will be paid in a new
+   * one), or NothingDue (the amount is 0: the rounding remainder carries to the next record).
    */
   state: UsageRecordStatusState;
   /**
@@ -983,7 +994,8 @@ export interface UsageRecordStatus {
 
 /**
  * Pending (not signed yet), Signed (the transaction is signed and persisted here, not known to be
- * sent), Broadcast (sent, not yet in a block), Committed (in a block, paid), or Failed (rejected or
- * expired; it will be signed again).
+ * sent), Broadcast (sent, not yet in a block), Committed (in a block, paid), Failed (the
+ * transaction can never commit: rejected, failed or expired; the record will be paid in a new one),
+ * or NothingDue (the amount is 0: the rounding remainder carries to the next record).
  */
-export type UsageRecordStatusState = 'Pending' | 'Signed' | 'Broadcast' | 'Committed' | 'Failed';
+export type UsageRecordStatusState = 'Pending' | 'Signed' | 'Broadcast' | 'Committed' | 'Failed' | 'NothingDue';
