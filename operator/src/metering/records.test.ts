@@ -13,11 +13,11 @@ function assignment(name: string, opts: { uid?: string; price?: string; ended?: 
     metadata: { name, namespace: 'gpufed-provider-alice', uid: opts.uid ?? `uid-${name}`, creationTimestamp: new Date(T0 - 10_000) },
     spec: { jobRef: { namespace: 'carol', name: 'train', uid: '3f1c9a52-7b0e-4d6a-9c21-5e8f0b7d4a13' }, epoch: 1, image: 'x', resources: { gpu: { count: 1, models: ['M'] } }, model: 'M', pricePerGpuHour: opts.price ?? '1200000ustake', maxDurationSeconds: 3600, payer: PAYER },
     status: { observedEpoch: 1, phase: (opts.phase ?? (opts.ended ? 'Succeeded' : 'Running')) as 'Running', startTime: new Date(T0).toISOString(), ...(opts.ended ? { completionTime: new Date(opts.ended).toISOString() } : {}) },
-  } as Assignment;
+  };
 }
 const pod = (a: Assignment, p: Partial<PodUsage>): PodUsage => ({ podUid: `pod-${a.metadata.name}`, pod: `p-${a.metadata.name}`, assignmentUid: a.metadata.uid ?? '', assignment: a.metadata.name ?? '', gpus: 1, ...p });
 function recorded(name: string, spec: Partial<UsageRecord['spec']>): UsageRecord {
-  return { apiVersion: 'gpufed.io/v1alpha1', kind: 'UsageRecord', metadata: { name }, spec: { assignmentName: 'a', jobRef: { namespace: 'carol', name: 'train', uid: 'u' }, epoch: 1, period: { start: '', end: '' }, gpuMilliseconds: { cumulative: 0, delta: 0 }, pricePerGpuHour: '1200000ustake', amount: '0ustake', payer: PAYER, payee: PAYEE, evidenceDigest: '0'.repeat(64), ...spec } } as UsageRecord;
+  return { apiVersion: 'gpufed.io/v1alpha1', kind: 'UsageRecord', metadata: { name }, spec: { assignmentName: 'a', jobRef: { namespace: 'carol', name: 'train', uid: 'u' }, epoch: 1, period: { start: '', end: '' }, gpuMilliseconds: { cumulative: 0, delta: 0 }, pricePerGpuHour: '1200000ustake', amount: '0ustake', payer: PAYER, payee: PAYEE, evidenceDigest: '0'.repeat(64), ...spec } };
 }
 
 describe('planUsageRecords', () => {
