@@ -25,7 +25,8 @@ node_modules/.installed: package.json package-lock.json
 deps: node_modules/.installed ## Install Node dependencies (Node $(shell cat .node-version) from the cache)
 
 .PHONY: tools
-tools: ## Build (or reuse from the cache) etcd, kube-*, KWOK, kube-state-metrics and Helm
+tools: ## Build (or reuse from the cache) etcd, kube-*, KWOK, kube-state-metrics, Helm and the chain; install Prometheus from Debian
+	tools/debian.sh
 	tools/build.sh
 
 .PHONY: build

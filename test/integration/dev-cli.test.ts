@@ -103,7 +103,7 @@ describe('gpufed dev', () => {
 
     const downRun = await cli(['dev', 'down', '--dir', dir]);
     expect(downRun.code).toBe(0);
-    expect(downRun.stdout).toMatch(/Stopped 10 processes; nothing of .* is left running/);
+    expect(downRun.stdout).toMatch(new RegExp(`Stopped ${report.components.length} processes; nothing of .* is left running`));
     expect(processesMentioning(dir)).toEqual([]);
 
     const after = await cli(['dev', 'status', '--dir', dir, '-o', 'yaml']);

@@ -20,7 +20,7 @@ import { devAddress } from './wallets.js';
 import { isAlive, processesMentioning, startDetached, stopProcess } from './process.js';
 
 export const STATE_FILE = 'state.json';
-const REQUIRED_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
+const REQUIRED_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'kube-state-metrics'];
 
 export interface FederationState {
   version: 1;
@@ -75,14 +75,41 @@ function writeState(state: FederationState): void {
 async function makePlan(dir: string, binDir: string, providers: FleetProvider[], withAgents: boolean): Promise<FederationPlan> {
   const agents = withAgents ? { agents: { entry: operatorEntry(), node: process.execPath } } : {};
   const kwokStages = join(repoRoot(), 'cli', 'src', 'dev', 'kwok-stages.yaml');
-  return planFederation({ dir, binDir, providers, kwokStages, ...agents }, await freePorts(portsNeeded(providers.length, withAgents)));
+  const monitoring = { node: process.execPath, exporterEntry: compiled(join('test', 'support', 'dcgm-exporter.js')) };
+  return planFederation({ dir, binDir, providers, kwokStages, monitoring, ...agents }, await freePorts(portsNeeded(providers.length, withAgents, true)));
 }
 
-/** The compiled operator the dev agents run (`npm run build` makes it). */
-function operatorEntry(): string {
-  const entry = join(repoRoot(), 'dist', 'operator', 'src', 'main.js');
-  if (!existsSync(entry)) throw new Error(`${entry} is missing: build it with \`npm run build\` (or \`make build\`)`);
+function checkTools(bins: string): void {
+  const missing = REQUIRED_BINARIES.filter((b) => !existsSync(join(bins, b)));
+  if (missing.length > 0) throw new MissingToolsError(missing, bins);
+  if (!onPath('prometheus')) throw new Error('prometheus is not on PATH: install it with `tools/debian.sh` (or `make tools`); gpufed runs its own instance per provider, never the package service');
+}
+
+/** Each cluster's kubeconfig, and its Prometheus config where it has one. */
+function writeClusterFiles(plan: FederationPlan, pki: Pki): void {
+  for (const c of plan.clusters) {
+    writeFileSync(c.kubeconfig, kubeconfigYaml(c, pki), { mode: 0o600 });
+    if (c.prometheusConfig) {
+      mkdirSync(dirname(c.prometheusConfig.path), { recursive: true });
+      writeFileSync(c.prometheusConfig.path, c.prometheusConfig.text);
+    }
+  }
+}
+
+function onPath(binary: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(join(d, binary)));
+}
+
+/** A file of the compiled tree (`make build`), or a clear error when it is not built. */
+function compiled(relative: string): string {
+  const entry = join(repoRoot(), 'dist', relative);
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: build it with \`make build\``);
   return entry;
+}
+
+/** The compiled operator the dev agents run. */
+function operatorEntry(): string {
+  return compiled(join('operator', 'src', 'main.js'));
 }
 
 export function loadFleet(file?: string): Fleet {
@@ -345,8 +372,7 @@ export async function up(opts: UpOptions = {}): Promise<FederationState> {
   if (existing && Object.values(existing.pids).some(isAlive)) throw new AlreadyRunningError(existing);
   if (existing) rmSync(dir, { recursive: true, force: true }); // stale: its processes are gone
 
-  const missing = REQUIRED_BINARIES.filter((b) => !existsSync(join(bins, b)));
-  if (missing.length > 0) throw new MissingToolsError(missing, bins);
+  checkTools(bins);
   const providers = selectProviders(loadFleet(opts.fleetFile), opts.providers ?? 2);
 
   const t0 = Date.now();
@@ -360,7 +386,7 @@ export async function up(opts: UpOptions = {}): Promise<FederationState> {
   mark('pki', t0);
 
   const plan = await makePlan(dir, bins, providers, opts.agents !== false);
-  for (const c of plan.clusters) writeFileSync(c.kubeconfig, kubeconfigYaml(c, pki), { mode: 0o600 });
+  writeClusterFiles(plan, pki);
   writeFileSync(join(dir, 'env'), envFile(plan));
   const state: FederationState = { version: 1, dir, startedAt: new Date().toISOString(), timings, plan, pids: {} };
   writeState(state);

@@ -96,3 +96,30 @@ describe('planFederation', () => {
     expect(() => planFederation(input(), ports(1))).toThrow(/12 needed/);
   });
 });
+
+describe('planFederation with monitoring and agents', () => {
+  const full: PlanInput = { ...input(), agents: { entry: '/repo/dist/operator/src/main.js', node: '/node' }, monitoring: { node: '/node', exporterEntry: '/repo/dist/test/support/dcgm-exporter.js' } };
+  const plan = planFederation(full, Array.from({ length: portsNeeded(2, true, true) }, (_, i) => 21000 + i));
+
+  it("gives each provider cluster kube-state-metrics, the DCGM exporter and its own Prometheus, scraping its agent", () => {
+    for (const p of ['alice', 'bob']) {
+      expect(plan.components.map((c) => c.name)).toEqual(expect.arrayContaining([`${p}/kube-state-metrics`, `${p}/dcgm-exporter`, `${p}/prometheus`]));
+      const cluster = plan.clusters.find((c) => c.name === p);
+      expect(cluster?.prometheusUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const agentHealth = plan.components.find((c) => c.name === `agent-${p}`)?.health.url ?? '';
+      expect(cluster?.prometheusConfig?.text).toContain(new URL(agentHealth).host);
+    }
+    expect(portsNeeded(2, true, true)).toBe(portsNeeded(2, true) + 8);
+  });
+
+  it('scrapes the first provider\'s DCGM exporter with its pod labels and the second one behind exported_* labels', () => {
+    const [alice, bob] = ['alice', 'bob'].map((p) => plan.clusters.find((c) => c.name === p)?.prometheusConfig?.text ?? '');
+    expect(alice).toMatch(/honor_labels: true/);
+    expect(bob).toMatch(/honor_labels: false/);
+  });
+
+  it('still gives every endpoint its own port', () => {
+    const used = plan.components.map((c) => new URL(c.health.url).port);
+    expect(new Set(used).size).toBe(used.length);
+  });
+});

@@ -3,6 +3,7 @@
 // anything; federation.ts turns a plan into running processes.
 import { join } from 'node:path';
 import type { FleetProvider } from './fleet.js';
+import { monitoringComponents, portsNeededForMonitoring, type DcgmLabelShape } from './monitoring.js';
 
 export type Role = 'registry' | 'provider';
 export type Stage = 0 | 1 | 2 | 3;
@@ -32,6 +33,10 @@ export interface ClusterPlan {
   kubeconfig: string;
   etcdPrefix: string;
   provider?: FleetProvider;
+  /** The provider cluster's own Prometheus (kube-state-metrics, the DCGM exporter, the agent). */
+  prometheusUrl?: string;
+  /** Where the cluster's Prometheus config goes (written before it starts). */
+  prometheusConfig?: { path: string; text: string };
 }
 
 export interface FederationPlan {
@@ -50,6 +55,8 @@ export interface PlanInput {
   kwokStages: string;
   /** Run each provider's gpufed agent: the operator's entry file and the Node that runs it. */
   agents?: { entry: string; node: string };
+  /** Run kube-state-metrics, the DCGM-shaped exporter and Prometheus in each provider cluster. */
+  monitoring?: { node: string; exporterEntry: string };
 }
 
 /** Registry operator replicas `dev up` runs (one leads, one stands by), named registry-1, registry-2. */
@@ -71,9 +78,21 @@ export const DEV_TIMING = {
   retention: '10m',
 } as const;
 
-/** Ports a plan needs: etcd client+peer, API server + KCM per cluster, scheduler + KWOK (+ agent) per provider, and the registry replicas. */
-export function portsNeeded(providers: number, agents = false): number {
-  return 2 + 2 * (providers + 1) + (agents ? 3 : 2) * providers + (agents ? REGISTRY_REPLICAS : 0);
+/**
+ * Ports a plan needs: etcd client+peer, API server + KCM per cluster, scheduler + KWOK (+ agent) per
+ * provider, the registry replicas, and each provider's monitoring.
+ */
+export function portsNeeded(providers: number, agents = false, monitoring = false): number {
+  return 2 + 2 * (providers + 1) + (agents ? 3 : 2) * providers + (agents ? REGISTRY_REPLICAS : 0) + (monitoring ? portsNeededForMonitoring() * providers : 0);
+}
+
+/**
+ * Which label shape each provider's DCGM exporter is scraped in: the first provider honours the
+ * exporter's pod labels, the others get them renamed to exported_pod like behind a ServiceMonitor,
+ * so the federation always exercises both setups people run.
+ */
+export function dcgmShapeOf(providerIndex: number): DcgmLabelShape {
+  return providerIndex === 0 ? 'pod' : 'exported';
 }
 
 /** The scoped kubeconfig `dev up` writes for a provider's agent (registry credentials from onboarding). */
@@ -101,7 +120,7 @@ function delegated(kubeconfig: string, port: number, pki: string): string[] {
 }
 
 export function planFederation(input: PlanInput, ports: number[]): FederationPlan {
-  const needed = portsNeeded(input.providers.length, input.agents !== undefined);
+  const needed = portsNeeded(input.providers.length, input.agents !== undefined, input.monitoring !== undefined);
   if (ports.length < needed) throw new Error(`planFederation: ${ports.length} ports given, ${needed} needed`);
   const queue = [...ports];
   const port = (): number => queue.shift() as number;
@@ -229,10 +248,12 @@ export function planFederation(input: PlanInput, ports: number[]): FederationPla
       ],
     });
   }
+  const agentMetrics = new Map<string, string>();
   if (input.agents) {
     for (const cl of clusters) {
       if (cl.role !== 'provider') continue;
       const metricsPort = port();
+      agentMetrics.set(cl.name, `127.0.0.1:${metricsPort}`);
       components.push({
         name: `agent-${cl.name}`,
         cluster: cl.name,
@@ -279,6 +300,19 @@ export function planFederation(input: PlanInput, ports: number[]): FederationPla
         ],
       });
     }
+  }
+  if (input.monitoring) {
+    const providers = clusters.filter((c) => c.role === 'provider');
+    providers.forEach((cl, i) => {
+      const agentTarget = agentMetrics.get(cl.name);
+      const m = monitoringComponents(
+        { cluster: cl.name, kubeconfig: cl.kubeconfig, dir, binDir, node: input.monitoring?.node ?? '', exporterEntry: input.monitoring?.exporterEntry ?? '', dcgmShape: dcgmShapeOf(i), ...(agentTarget ? { agentTarget } : {}) },
+        Array.from({ length: portsNeededForMonitoring() }, port),
+      );
+      components.push(...m.components);
+      cl.prometheusUrl = m.prometheusUrl;
+      cl.prometheusConfig = m.prometheusConfig;
+    });
   }
   return { dir, binDir, etcd: { clientUrl: etcdUrl }, clusters, components };
 }
