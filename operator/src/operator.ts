@@ -3,7 +3,12 @@
 import { Command, Option } from 'commander';
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { Agent } from './agent/agent.js';
+import type { BillingOptions } from './agent/billing.js';
+import { Prometheus } from './metering/prometheus.js';
+import { Chain } from './settlement/chain.js';
+import { keyAddress, parsePrivateKeyHex } from './settlement/keys.js';
 import { loadKubeConfig } from './kube/client.js';
 import { Registry } from './registry/registry.js';
 import { makeLogger } from './telemetry/log.js';
@@ -30,6 +35,39 @@ function serve(addr: string, metrics: Metrics, ready: () => boolean): Promise<st
   return new Promise((resolve) => server.listen(Number(port), host, () => resolve(`${host}:${(server.address() as { port: number }).port}`)));
 }
 
+interface BillingFlags {
+  prometheusUrl?: string;
+  chainRpc?: string;
+  gasPrice: string;
+  walletKeyFile?: string;
+  payout?: string;
+  settlementPeriod: number;
+  scrapeInterval: number;
+  settlementTimeoutBlocks: string;
+  coverPeriods: string;
+}
+
+/** Metering and settlement from the agent's flags: all three of Prometheus, chain and key, or none. */
+async function billingFrom(o: BillingFlags): Promise<BillingOptions | undefined> {
+  const given = [o.prometheusUrl, o.chainRpc, o.walletKeyFile].filter((x) => x !== undefined).length;
+  if (given === 0) return undefined;
+  if (given < 3) throw new Error('Metering and settlement need all of --prometheus-url, --chain-rpc and --wallet-key-file');
+  const key = parsePrivateKeyHex(readFileSync(o.walletKeyFile ?? '', 'utf8'), o.walletKeyFile ?? '');
+  const chain = await Chain.connect({ rpcUrl: o.chainRpc ?? '', gasPrice: o.gasPrice });
+  const grantee = keyAddress(key, chain.prefix);
+  return {
+    prometheus: new Prometheus(o.prometheusUrl ?? ''),
+    chain,
+    key,
+    grantee,
+    payee: o.payout ?? grantee,
+    periodMs: o.settlementPeriod,
+    scrapeIntervalMs: o.scrapeInterval,
+    timeoutBlocks: Number(o.settlementTimeoutBlocks),
+    coverPeriods: Number(o.coverPeriods),
+  };
+}
+
 const program = new Command('gpufed-operator').description('The gpufed operator: agent mode in a provider cluster, registry mode next to the registry').version(version);
 
 program
@@ -46,11 +84,22 @@ program
   .option('--runtime-class <name>', 'the RuntimeClass of the NVIDIA container runtime', 'nvidia')
   .option('--simulate', "copy sim.gpufed.io/* annotations to job pods (the local federation's KWOK nodes)")
   .option('--metrics-addr <host:port>', 'where to serve /metrics, /healthz and /readyz', '127.0.0.1:9464')
-  .action(async (o: { provider: string; kubeconfig?: string; registryKubeconfig: string; namespace?: string; heartbeat: number; resync: number; fencingTimeout: number; jobsNamespace: string; runtimeClass: string; simulate?: boolean; metricsAddr: string }) => {
+  .option('--prometheus-url <url>', "the provider cluster's Prometheus, which meters job GPU time (with kube-state-metrics)")
+  .option('--chain-rpc <url>', "the chain's CometBFT RPC endpoint, e.g. http://127.0.0.1:26657")
+  .option('--gas-price <price>', 'the fee price for settlement transactions', '0.001ustake')
+  .option('--wallet-key-file <file>', 'the hot key (32-byte secp256k1, hex) that signs records and settlements; hold gas only in it')
+  .option('--payout <address>', 'where payments go (default the hot key address; use a cold wallet)')
+  .addOption(new Option('--settlement-period <duration>', 'how often usage is metered and settled').default(300_000, '5m').argParser(parseDuration))
+  .addOption(new Option('--scrape-interval <duration>', "the Prometheus scrape interval of kube-state-metrics").default(30_000, '30s').argParser(parseDuration))
+  .option('--settlement-timeout-blocks <n>', 'blocks a settlement transaction may wait before it is signed anew', '50')
+  .option('--cover-periods <n>', "settlement periods a payer's grant must cover before a job starts", '1')
+  .action(async (o: { provider: string; kubeconfig?: string; registryKubeconfig: string; namespace?: string; heartbeat: number; resync: number; fencingTimeout: number; jobsNamespace: string; runtimeClass: string; simulate?: boolean; metricsAddr: string } & BillingFlags) => {
     const log = makeLogger('agent');
     const metrics = new Metrics();
     let ready = false;
+    const billing = await billingFrom(o);
     const agent = new Agent({
+      ...(billing ? { billing } : {}),
       provider: o.provider,
       ...(o.namespace ? { namespace: o.namespace } : {}),
       cluster: loadKubeConfig(o.kubeconfig),
@@ -97,12 +146,20 @@ program
   .addOption(new Option('--retention <duration>', "keep finished jobs' Assignments and logs this long").default(86_400_000, '24h').argParser(parseDuration))
   .addOption(new Option('--resync <duration>', 'full re-reconcile period').default(300_000, '5m').argParser(parseDuration))
   .option('--metrics-addr <host:port>', 'where to serve /metrics, /healthz and /readyz', '127.0.0.1:9465')
-  .action(async (o: { kubeconfig?: string; identity?: string; leaseNamespace: string; leaseName: string; leaseDuration: number; renewDeadline: number; retryPeriod: number; heartbeatTimeout: number; providerLostTimeout: number; deadlineGrace: number; retention: number; resync: number; metricsAddr: string }) => {
+  .option('--chain-rpc <url>', "the chain's CometBFT RPC endpoint: jobs are placed only where the payer's grant covers them")
+  .addOption(new Option('--payment-cover <duration>', "how much of a job the payer's grant to a provider must cover before it is placed there").default(300_000, '5m').argParser(parseDuration))
+  .addOption(new Option('--settle-wait <duration>', 'how long a cancelled job waits for its final payment before it is let go').default(600_000, '10m').argParser(parseDuration))
+  .action(async (o: { kubeconfig?: string; identity?: string; leaseNamespace: string; leaseName: string; leaseDuration: number; renewDeadline: number; retryPeriod: number; heartbeatTimeout: number; providerLostTimeout: number; deadlineGrace: number; retention: number; resync: number; metricsAddr: string; chainRpc?: string; paymentCover: number; settleWait: number }) => {
     const log = makeLogger('registry');
     const metrics = new Metrics();
     metrics.buildInfo.set({ version, mode: 'registry' }, 1);
     let ready = false;
+    // Reads only: the registry holds no key. Gas price is irrelevant for queries.
+    const chain = o.chainRpc ? await Chain.connect({ rpcUrl: o.chainRpc, gasPrice: '0ustake' }) : undefined;
     const registry = new Registry({
+      ...(chain ? { funds: (payer: string, grantee: string) => chain.funds(payer, grantee) } : {}),
+      paymentCoverMs: o.paymentCover,
+      settleWaitMs: o.settleWait,
       kc: loadKubeConfig(o.kubeconfig),
       identity: o.identity ?? `${hostname()}_${process.pid}`,
       lease: { name: o.leaseName, namespace: o.leaseNamespace },

@@ -11,6 +11,7 @@ import { RecentWrites } from '../kube/recent-writes.js';
 import { Controller } from '../runtime/controller.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { Billing, type BillingOptions } from './billing.js';
 import { capacityByModel } from './capacity.js';
 import { AssignmentRunner } from './assignments.js';
 import { gpuNodeSpec, gpuNodeStatus, isGpuNode } from './gpunode.js';
@@ -40,6 +41,8 @@ export interface AgentOptions {
   logSource?: LogSource;
   /** How often running jobs' log tails are pushed to the registry when they changed (default 5 s). */
   logEveryMs?: number;
+  /** Metering from the provider's Prometheus and settlement on chain; off when absent. */
+  billing?: BillingOptions;
   version: string;
   metrics: Metrics;
   log: Logger;
@@ -62,6 +65,8 @@ export class Agent {
   readonly runner: AssignmentRunner;
   /** Pushes job log tails to the registry (see joblogs.ts). */
   private readonly logs: LogPusher;
+  /** Metering and settlement, when configured. */
+  readonly billing?: Billing;
   private readonly cluster: Kube;
   private heartbeatTimer?: NodeJS.Timeout;
   private heartbeatInFlight?: Promise<void>;
@@ -109,10 +114,25 @@ export class Agent {
       holdsRegistry: () => this.holdsRegistry(),
       simulate: opts.simulate ?? false,
       rejectGraceMs: opts.rejectGraceMs ?? 10_000,
+      ...(opts.billing ? { paymentCheck: (a) => (this.billing as Billing).paymentCheck(a) } : {}),
       metrics: opts.metrics,
       log: opts.log,
       now: this.now,
     });
+    if (opts.billing) {
+      this.billing = new Billing({
+        ...opts.billing,
+        provider: opts.provider,
+        namespace: this.namespace,
+        jobsNamespace: opts.jobsNamespace ?? 'gpufed-jobs',
+        registry: opts.registry,
+        assignments: () => this.runner.assignments.list(),
+        stopUnpaid: (jobs) => this.runner.stopUnpaid(jobs),
+        metrics: opts.metrics,
+        log: opts.log,
+        now: this.now,
+      });
+    }
     this.gpuNodes = new Watched<GpuNode & k8s.KubernetesObject>(opts.registry, {
       path: `/apis/${GpuNodeResource.group}/${GpuNodeResource.version}/namespaces/${this.namespace}/${GpuNodeResource.plural}`,
       list: listCustom(opts.registry, GpuNodeResource, this.namespace),
@@ -141,11 +161,13 @@ export class Agent {
     await this.runner.start(this.cluster);
     this.logs.start(() => this.runner.pods.list(this.opts.jobsNamespace ?? 'gpufed-jobs'), this.opts.logEveryMs ?? DEFAULT_LOG_EVERY_MS);
     this.heartbeatTimer = setInterval(() => void this.tick(), this.opts.heartbeatMs ?? 10_000);
+    this.billing?.start();
     this.opts.log.info({ provider: this.opts.provider, namespace: this.namespace }, 'Started agent');
   }
 
   async stop(): Promise<void> {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    await this.billing?.stop();
     await this.logs.stop();
     await this.runner.stop();
     await this.registration.stop();

@@ -48,6 +48,11 @@ export interface AssignmentRunnerOptions {
    * agent's own caches may still count a pod that just ended.
    */
   rejectGraceMs: number;
+  /**
+   * Whether the payer can pay for the job here (its grant to this provider is live and covers the
+   * first settlement periods); asked before a pod is started. Default: not checked.
+   */
+  paymentCheck?: (a: Assignment) => Promise<{ ok: true } | { ok: false; message: string }>;
   metrics: Metrics;
   log: Logger;
   now: () => Date;
@@ -64,7 +69,7 @@ export class AssignmentRunner {
   /** Pods created but not seen bound yet: their GPUs are promised on the node they are pinned to. */
   private readonly unbound = new Map<string, { node: string; units: number; at: number }>();
   /** Why the agent itself stopped a pod, by (assignment uid, epoch), so the status can say so afterwards. */
-  private readonly stoppedBy = new Map<string, typeof AssignmentReason.Fenced | typeof AssignmentReason.Reclaimed>();
+  private readonly stoppedBy = new Map<string, typeof AssignmentReason.Fenced | typeof AssignmentReason.Reclaimed | typeof AssignmentReason.PaymentExhausted>();
   /** Our status writes the Assignment cache may not show yet. */
   private readonly statusWrites = new RecentWrites<AssignmentStatus>();
   /** Pods this agent created (by assignment/epoch) that the pod cache may not show yet. */
@@ -220,6 +225,19 @@ export class AssignmentRunner {
     await this.deletePod(pod, 'Reclaimed');
   }
 
+  /**
+   * Stops the running jobs of a payer who cannot pay (settlement isolated them): the pods go, and
+   * each Assignment ends Failed with reason PaymentExhausted, so the provider risks one period at most.
+   */
+  async stopUnpaid(jobs: ReadonlySet<string>): Promise<void> {
+    for (const a of this.assignments.list()) {
+      if (!jobs.has(`${a.spec.jobRef.namespace}/${a.spec.jobRef.name}`) || !isLive(a)) continue;
+      this.stoppedBy.set(`${a.metadata?.uid}/${a.spec.epoch}`, AssignmentReason.PaymentExhausted);
+      for (const p of this.pods.list(this.o.jobsNamespace)) if (assignmentOf(p) === a.metadata?.name && !p.metadata?.deletionTimestamp) await this.deletePod(p, 'PaymentExhausted');
+      this.controller.enqueue(a.metadata?.name ?? '');
+    }
+  }
+
   /** The assignments of the job pods on a node (a node change may concern them, e.g. reclaim). */
   enqueueNode(nodeName: string): void {
     for (const p of this.pods.list(this.o.jobsNamespace)) if (p.spec?.nodeName === nodeName) this.controller.enqueue(assignmentOf(p));
@@ -228,12 +246,7 @@ export class AssignmentRunner {
   /** It ran and its pod is gone (fenced, reclaimed, evicted, deleted by hand): report it, never re-run it. */
   private async reportVanished(a: AssignmentObject): Promise<void> {
     const by = this.stoppedBy.get(`${a.metadata?.uid}/${a.spec.epoch}`);
-    const message =
-      by === AssignmentReason.Fenced
-        ? 'The agent lost its hold on the registry and stopped the job'
-        : by === AssignmentReason.Reclaimed
-          ? "The provider's owner reclaimed the node and the grace period ran out"
-          : 'The job pod disappeared while it ran';
+    const message = by ? STOPPED_BY_AGENT[by] ?? `The agent stopped the job (${by})` : 'The job pod disappeared while it ran';
     await this.writeStatus(a, this.finish(a, 'Failed', by ?? AssignmentReason.PodLost, message));
   }
 
@@ -265,6 +278,7 @@ export class AssignmentRunner {
     if (!this.o.holdsRegistry()) return { requeueAfterMs: 2000 };
     const fit = chooseNode(a.spec.resources.gpu, a.spec.model, this.o.candidates(), this.reserved(), a.spec.nodeName);
     if (!fit.fits) return this.rejectUnlessShortLived(a, fit.reason, fit.message);
+    if (await this.rejectedUnpaid(a)) return;
     let pod: k8s.V1Pod;
     try {
       pod = this.podFor(a, fit.resourceName, fit.nodeName);
@@ -274,6 +288,15 @@ export class AssignmentRunner {
       return;
     }
     await this.create(a, pod, fit.nodeName, fit.resourceName);
+  }
+
+  /** Rejects the Assignment when its payer cannot pay for it here; true when it did. */
+  private async rejectedUnpaid(a: AssignmentObject): Promise<boolean> {
+    const paid = await this.o.paymentCheck?.(a);
+    if (!paid || paid.ok) return false;
+    await this.writeStatus(a, this.finish(a, 'Rejected', AssignmentReason.GrantInsufficient, paid.message, false));
+    this.o.log.info({ assignment: a.metadata?.name, payer: a.spec.payer }, 'Rejected assignment: the payer cannot pay');
+    return true;
   }
 
   /** Rejects, except a GPU shortage young enough to be a stale count: that is retried first. */
@@ -324,6 +347,19 @@ export class AssignmentRunner {
     for (const p of live) await this.deletePod(p, 'AssignmentDeleted');
   }
 }
+
+/** Not withdrawn and not finished: its pod may run. */
+function isLive(a: Assignment): boolean {
+  const phase = a.status?.observedEpoch === a.spec.epoch ? a.status.phase : undefined;
+  return !a.spec.withdrawn && !(phase && FINISHED.includes(phase));
+}
+
+/** Why the agent itself stopped a job, as the Assignment's message says it. */
+const STOPPED_BY_AGENT: Record<string, string> = {
+  [AssignmentReason.Fenced]: 'The agent lost its hold on the registry and stopped the job',
+  [AssignmentReason.Reclaimed]: "The provider's owner reclaimed the node and the grace period ran out",
+  [AssignmentReason.PaymentExhausted]: "The renter's grant or balance could not pay for the job's GPU time, so the agent stopped it",
+};
 
 /** The Assignment a job pod belongs to (full name, from the annotation). */
 export function assignmentOf(p: k8s.V1Pod): string {

@@ -134,6 +134,8 @@ export const AssignmentReason = {
   Fenced: 'Fenced',
   /** The owner took the node back (`gpufed provider reclaim`) and the grace period ran out. */
   Reclaimed: 'Reclaimed',
+  /** The renter's grant or balance could not pay what the job used: the agent stopped it. */
+  PaymentExhausted: 'PaymentExhausted',
 } as const;
 export type AssignmentReason = (typeof AssignmentReason)[keyof typeof AssignmentReason];
 

@@ -250,4 +250,20 @@ describe('decideJob: cancelling', () => {
     const d = decideJob(situation(j, { assignments: [assignment(j, 'bob', 1, { phase: 'Running' }, 'Cancelled')], providers: new Map([['bob', provider('bob', 600)]]) }));
     expect(d.finalizer).toBe('remove');
   });
+
+  it('keeps a stopped job until its final payment is committed, then lets it go', () => {
+    const j = deleting();
+    const stopped = [assignment(j, 'bob', 1, { phase: 'Withdrawn' }, 'Cancelled')];
+    const waiting = decideJob(situation(j, { assignments: stopped, unsettled: ["bob's final usage record"], settleWaitMs: 600_000 }));
+    expect(waiting.finalizer).toBe('keep');
+    expect(waiting.status.message).toBe("Cancelling: the job stopped; waiting for bob's final usage record before letting it go");
+    expect(waiting.requeueAfterMs).toBeGreaterThan(0);
+    expect(decideJob(situation(j, { assignments: stopped, unsettled: [], settleWaitMs: 600_000 })).finalizer).toBe('remove');
+  });
+
+  it('lets a job go unpaid once the settlement wait is over: a payment that never comes cannot keep it forever', () => {
+    const j = deleting(); // deleted a second ago
+    const d = decideJob(situation(j, { assignments: [assignment(j, 'bob', 1, { phase: 'Withdrawn' }, 'Cancelled')], unsettled: ['1 unpaid usage record'], settleWaitMs: 500 }));
+    expect(d.finalizer).toBe('remove');
+  });
 });

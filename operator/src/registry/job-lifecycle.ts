@@ -40,6 +40,12 @@ export interface JobSituation {
   providerLostTimeoutMs: number;
   /** How long past maxDuration the registry waits for the agent to stop a job before withdrawing it. */
   deadlineGraceMs: number;
+  /**
+   * What the job still waits for to be fully paid (settlement-status.ts); a cancelled job is let go
+   * only once it is empty, or after `settleWaitMs` from the deletion. Absent: not waited for.
+   */
+  unsettled?: readonly string[];
+  settleWaitMs?: number;
 }
 
 export interface NewAssignment {
@@ -105,15 +111,21 @@ function outcomeOf(a: Assignment | undefined): Outcome {
     case 'Rejected':
       return { kind: 'rejected', a, message: `${s.reason ?? 'Rejected'}: ${s.message ?? ''}`.trim() };
     case 'Failed':
-    case 'Withdrawn': {
-      const deadline = s.reason === AssignmentReason.DeadlineExceeded;
-      const reason = deadline ? ComputeJobReason.DeadlineExceeded : ComputeJobReason.ContainerFailed;
-      const message = s.exitCode !== undefined ? `Exited with code ${s.exitCode}${s.message ? `: ${s.message}` : ''}` : `${s.reason ?? 'Failed'}: ${s.message ?? ''}`;
-      return { kind: 'failed', a, reason, message, retryable: !deadline };
-    }
+    case 'Withdrawn':
+      return failedOutcome(a, s);
     default:
       return { kind: 'active', a };
   }
+}
+
+/** An attempt that ended badly: retried unless it ran out of time or of the renter's money. */
+function failedOutcome(a: Assignment, s: NonNullable<Assignment['status']>): Outcome {
+  const deadline = s.reason === AssignmentReason.DeadlineExceeded;
+  // The renter's grant or balance ran out: running it elsewhere would not get it paid either.
+  const unpaid = s.reason === AssignmentReason.PaymentExhausted;
+  const reason = deadline ? ComputeJobReason.DeadlineExceeded : unpaid ? ComputeJobReason.PaymentExhausted : ComputeJobReason.ContainerFailed;
+  const message = s.exitCode !== undefined ? `Exited with code ${s.exitCode}${s.message ? `: ${s.message}` : ''}` : `${s.reason ?? 'Failed'}: ${s.message ?? ''}`;
+  return { kind: 'failed', a, reason, message, retryable: !deadline && !unpaid };
 }
 
 /** An attempt the registry took back: lost, past its deadline, cancelled (unless it finished first). */
@@ -206,9 +218,17 @@ function decideDeleting(s: JobSituation, b: StatusBuilder, hasFinalizer: boolean
   if (!hasFinalizer) return { status: b.build(true), withdraw: [], finalizer: 'keep' };
   const withdraw = withdrawActive(s.assignments, 'Cancelled');
   const waitingFor = s.assignments.filter((a) => !assignmentEnded(a) && heartbeatAgeMs(s.providers.get(providerFromNamespace(a.metadata.namespace)), s.now) < s.providerLostTimeoutMs);
-  if (waitingFor.length === 0) return { status: b.build(true), withdraw, finalizer: 'remove' };
-  b.status.message = `Cancelling: waiting for ${waitingFor.map((a) => providerFromNamespace(a.metadata.namespace)).join(', ')} to stop the job`;
-  return { status: b.build(true), withdraw, finalizer: 'keep', requeueAfterMs: 2000 };
+  if (waitingFor.length > 0) {
+    b.status.message = `Cancelling: waiting for ${waitingFor.map((a) => providerFromNamespace(a.metadata.namespace)).join(', ')} to stop the job`;
+    return { status: b.build(true), withdraw, finalizer: 'keep', requeueAfterMs: 2000 };
+  }
+  const deletedAt = new Date(s.job.metadata.deletionTimestamp ?? s.now).getTime();
+  const patience = (s.settleWaitMs ?? 0) - (s.now.getTime() - deletedAt);
+  if (s.unsettled?.length && patience > 0) {
+    b.status.message = `Cancelling: the job stopped; waiting for ${s.unsettled.join(' and ')} before letting it go`;
+    return { status: b.build(true), withdraw, finalizer: 'keep', requeueAfterMs: Math.min(2000, patience) };
+  }
+  return { status: b.build(true), withdraw, finalizer: 'remove' };
 }
 
 function withdrawActive(assignments: readonly Assignment[], reason: AssignmentSpecWithdrawnReason): Withdrawal[] {

@@ -6,8 +6,11 @@
 import * as k8s from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import { ComputeJobConditionType } from '../api/conditions.js';
-import { AssignmentResource, ComputeJobResource, GpuNodeResource, ProviderResource, TenantResource, providerNamespace, providerOfNamespace } from '../api/index.js';
-import type { Assignment, ComputeJob, ComputeJobStatus, GpuNode, Provider, Tenant, TenantStatus } from '../api/index.js';
+import { AssignmentResource, ComputeJobResource, GpuNodeResource, ProviderResource, TenantResource, UsageRecordResource, providerNamespace, providerOfNamespace } from '../api/index.js';
+import type { Assignment, ComputeJob, ComputeJobStatus, GpuNode, Provider, Tenant, TenantStatus, UsageRecord } from '../api/index.js';
+import { parseCoin } from '../scheduling/coin.js';
+import { costOf, covers, type PayerFunds } from '../settlement/grants.js';
+import { settledState, settlementStatus } from './settlement-status.js';
 import { ASSIGNMENT_NAME_ANNOTATION, JobLabel, MANAGED_BY } from '../agent/jobpod.js';
 import { Kube } from '../kube/client.js';
 import { apiErrorMessage, isNotFound } from '../kube/errors.js';
@@ -46,8 +49,15 @@ export interface RegistryOptions {
   retentionMs?: number;
   gcEveryMs?: number;
   resyncMs?: number;
-  /** The payment check of the matcher (the settlement work asks the chain); default: always ok. */
-  payment?: PaymentCheck;
+  /**
+   * What a payer has granted a provider's hot key and holds, read from the chain: the matcher's
+   * payment check. Absent: every payer can pay (no chain).
+   */
+  funds?: (payer: string, grantee: string) => Promise<PayerFunds>;
+  /** How much of a job a grant must cover before it is placed (default 5 min: the agents' default period). */
+  paymentCoverMs?: number;
+  /** How long a cancelled job waits for its final settlement before it is let go anyway (default 10 min). */
+  settleWaitMs?: number;
   /** Called when this replica loses the lead; the operator process exits (a standby takes over). */
   onLostLeadership?: () => void;
   metrics: Metrics;
@@ -76,7 +86,9 @@ export class Registry {
   readonly gpuNodes: Watched<Obj<GpuNode>>;
   readonly tenants: Watched<Obj<Tenant>>;
   readonly logs: Watched<k8s.V1ConfigMap>;
+  readonly usageRecords: Watched<Obj<UsageRecord>>;
   readonly jobController: Controller;
+  readonly settlementController: Controller;
   readonly providerController: Controller;
   readonly tenantController: Controller;
   readonly logController: Controller;
@@ -84,6 +96,9 @@ export class Registry {
   private readonly kube: Kube;
   private readonly kubeFinalizer: Kube;
   private readonly kubeReputation: Kube;
+  private readonly kubeSettlement: Kube;
+  /** Payers' funds towards providers, read from the chain for the payment check, briefly cached. */
+  private readonly fundsCache = new Map<string, { at: number; funds: PayerFunds }>();
   private readonly core: k8s.CoreV1Api;
   private readonly now: () => Date;
   /** Our own writes the caches may not show yet (controller-runtime's expectations). */
@@ -102,12 +117,14 @@ export class Registry {
     this.kube = new Kube(o.kc, `${REGISTRY_FIELD_MANAGER}/jobs`);
     this.kubeFinalizer = new Kube(o.kc, `${REGISTRY_FIELD_MANAGER}/finalizer`);
     this.kubeReputation = new Kube(o.kc, `${REGISTRY_FIELD_MANAGER}/providers`);
+    this.kubeSettlement = new Kube(o.kc, `${REGISTRY_FIELD_MANAGER}/settlement`);
     this.core = o.kc.makeApiClient(k8s.CoreV1Api);
     const common = { metrics: o.metrics, log: o.log, resyncMs: o.resyncMs ?? 300_000 };
     this.jobController = new Controller('computejob', (k) => this.reconcileJob(k), { ...common, keys: () => this.jobs.list().map(keyOf) });
     this.providerController = new Controller('provider', (k) => this.reconcileProvider(k), { ...common, keys: () => this.providers.list().map((p) => p.metadata?.name ?? '') });
     this.tenantController = new Controller('tenant', (k) => this.reconcileTenant(k), { ...common, keys: () => this.tenants.list().map((t) => t.metadata?.name ?? '') });
     this.logController = new Controller('joblog', (k) => this.reconcileLog(k), { ...common, keys: () => this.logs.list().map(keyOf) });
+    this.settlementController = new Controller('settlement', (k) => this.reconcileSettlement(k), { ...common, keys: () => this.jobs.list().map(keyOf) });
     const onError = (what: string) => (err: unknown) => o.log.warn({ err: apiErrorMessage(err) }, `Watch of ${what} failed; restarting it`);
     const watch = <T extends k8s.KubernetesObject>(ref: typeof ComputeJobResource | typeof AssignmentResource | typeof ProviderResource | typeof GpuNodeResource | typeof TenantResource, onEvent: (obj: T) => void) =>
       new Watched<T>(o.kc, { path: allPath(ref), list: listAllCustom<T>(o.kc, ref), onEvent, onError: onError(ref.plural) });
@@ -116,6 +133,12 @@ export class Registry {
     this.providers = watch<Obj<Provider>>(ProviderResource, (p) => this.providerChanged(p));
     this.gpuNodes = watch<Obj<GpuNode>>(GpuNodeResource, () => this.enqueueWaitingJobs());
     this.tenants = watch<Obj<Tenant>>(TenantResource, (t) => this.tenantChanged(t));
+    this.usageRecords = new Watched<Obj<UsageRecord>>(o.kc, {
+      path: allPath(UsageRecordResource),
+      list: listAllCustom<Obj<UsageRecord>>(o.kc, UsageRecordResource),
+      onEvent: (r) => this.usageChanged(r),
+      onError: onError(UsageRecordResource.plural),
+    });
     const selector = `${JobLabel.ManagedBy} in (${MANAGED_BY},${RELAY_MANAGED_BY})`;
     this.logs = new Watched<k8s.V1ConfigMap>(o.kc, {
       path: '/api/v1/configmaps',
@@ -144,7 +167,7 @@ export class Registry {
   /** Fills every cache (so a new leader decides from the whole picture at once), then campaigns. */
   async start(): Promise<void> {
     this.o.metrics.leader.set(0);
-    await Promise.all([this.jobs, this.assignments, this.providers, this.gpuNodes, this.tenants, this.logs].map((w) => w.start()));
+    await Promise.all([this.jobs, this.assignments, this.providers, this.gpuNodes, this.tenants, this.logs, this.usageRecords].map((w) => w.start()));
     this.elector.start();
     this.o.log.info({ identity: this.o.identity }, 'Started registry; campaigning for the lead');
   }
@@ -152,18 +175,19 @@ export class Registry {
   async stop(): Promise<void> {
     await this.elector.stop();
     await this.stopControllers();
-    await Promise.all([this.jobs, this.assignments, this.providers, this.gpuNodes, this.tenants, this.logs].map((w) => w.stop()));
+    await Promise.all([this.jobs, this.assignments, this.providers, this.gpuNodes, this.tenants, this.logs, this.usageRecords].map((w) => w.stop()));
   }
 
   private startLeading(): void {
     this.leading = true;
     this.o.metrics.leader.set(1);
     this.o.log.info({ identity: this.o.identity }, 'Became the leader; placing jobs');
-    for (const c of [this.tenantController, this.providerController, this.jobController, this.logController]) c.start();
+    for (const c of [this.tenantController, this.providerController, this.jobController, this.logController, this.settlementController]) c.start();
     for (const t of this.tenants.list()) this.tenantController.enqueue(t.metadata?.name ?? '');
     for (const p of this.providers.list()) this.providerController.enqueue(p.metadata?.name ?? '');
     for (const j of this.sortedJobs()) this.jobController.enqueue(keyOf(j));
     for (const cm of this.logs.list()) this.logController.enqueue(keyOf(cm));
+    for (const j of this.jobs.list()) this.settlementController.enqueue(keyOf(j));
     this.gcTimer = setInterval(() => void this.collectGarbage().catch((e: unknown) => this.o.log.error({ err: apiErrorMessage(e) }, 'Garbage collection failed')), this.o.gcEveryMs ?? 60_000);
     this.gcTimer.unref();
   }
@@ -180,7 +204,7 @@ export class Registry {
 
   private async stopControllers(): Promise<void> {
     if (this.gcTimer) clearInterval(this.gcTimer);
-    await Promise.all([this.tenantController, this.providerController, this.jobController, this.logController].map((c) => c.stop()));
+    await Promise.all([this.tenantController, this.providerController, this.jobController, this.logController, this.settlementController].map((c) => c.stop()));
   }
 
   /** Oldest first, so a queue of waiting jobs is served in the order they were submitted. */
@@ -268,15 +292,17 @@ export class Registry {
     const reservations = this.reservations(assignments);
     const snapshot = { providers: this.providers.list(), gpuNodes: this.gpuNodes.list(), reservations, heartbeatTimeoutMs: this.o.heartbeatTimeoutMs ?? 30_000 };
     const spec = job.spec;
+    const payment = await this.paymentCheck(job);
     const decision = decideJob({
       job,
       ...(this.tenants.get(job.metadata.namespace ?? '') ? { tenant: this.tenants.get(job.metadata.namespace ?? '') } : {}),
       assignments: mine,
       providers: new Map(this.providers.list().map((p) => [p.metadata.name ?? '', p])),
-      match: (exclude) => matchProviders(snapshot, { resources: spec.resources, maxPricePerGpuHour: spec.maxPricePerGpuHour, ...(spec.placement ? { placement: spec.placement } : {}), excludeProviders: exclude }, now, this.o.payment ? { payment: this.o.payment } : {}),
+      match: (exclude) => matchProviders(snapshot, { resources: spec.resources, maxPricePerGpuHour: spec.maxPricePerGpuHour, ...(spec.placement ? { placement: spec.placement } : {}), excludeProviders: exclude }, now, payment ? { payment } : {}),
       now,
       providerLostTimeoutMs: this.o.providerLostTimeoutMs ?? 180_000,
       deadlineGraceMs: this.o.deadlineGraceMs ?? 60_000,
+      ...this.settlementWait(uid, mine),
     });
     for (const w of decision.withdraw) await this.withdraw(w);
     if (decision.finalizer === 'add') job = await this.setFinalizer(job, true);
@@ -286,6 +312,74 @@ export class Registry {
     this.recordPlacement(key, job, decision);
     this.recordJobGauges();
     return decision.requeueAfterMs === undefined ? undefined : { requeueAfterMs: decision.requeueAfterMs };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Money: the payment check before placing, and the job's settlement status
+
+  /**
+   * The matcher's payment check for a job that may be placed now: its payer's grant to each
+   * provider's hot key must be live, in the job's denom, and cover the first paymentCoverMs. The
+   * chain is read here (async, briefly cached); the check itself stays a pure function of that.
+   */
+  private async paymentCheck(job: Obj<ComputeJob>): Promise<PaymentCheck | undefined> {
+    const funds = this.o.funds;
+    const payer = this.tenants.get(job.metadata.namespace ?? '')?.status?.verifiedAddress;
+    if (!funds || !payer || ['Running', 'Succeeded', 'Failed', 'Cancelling'].includes(job.status?.phase ?? '') || job.metadata.deletionTimestamp) return undefined;
+    const byWallet = new Map<string, PayerFunds>();
+    for (const p of this.providers.list()) {
+      const key = `${payer}/${p.spec.wallet}`;
+      const hit = this.fundsCache.get(key);
+      if (hit && this.now().getTime() - hit.at < 2000) byWallet.set(p.spec.wallet, hit.funds);
+      else {
+        const f = await funds(payer, p.spec.wallet);
+        this.fundsCache.set(key, { at: this.now().getTime(), funds: f });
+        byWallet.set(p.spec.wallet, f);
+      }
+    }
+    const units = job.spec.resources.gpu.count;
+    const seconds = Math.min(job.spec.maxDurationSeconds ?? 86_400, (this.o.paymentCoverMs ?? 300_000) / 1000);
+    const now = this.now().getTime();
+    return (provider, price) => {
+      const need = costOf(price, units, seconds);
+      const v = covers(byWallet.get(provider.spec.wallet) ?? { balance: new Map() }, need, provider.spec.payout ?? provider.spec.wallet, now);
+      return v.ok ? v : { ok: false, reason: `payment: ${v.message} (${need.amount}${need.denom} for the first ${seconds}s)` };
+    };
+  }
+
+  /** With a chain, a cancelled job is let go once it is paid; without one nothing is ever paid. */
+  private settlementWait(uid: string, mine: readonly Assignment[]): { unsettled?: string[]; settleWaitMs?: number } {
+    if (!this.o.funds) return {};
+    const records = this.usageRecords.list().filter((r) => r.spec.jobRef.uid === uid);
+    return { unsettled: settledState(mine, records, this.lostProviders()).waitingFor, settleWaitMs: this.o.settleWaitMs ?? 600_000 };
+  }
+
+  /** Providers the registry considers lost (their agents may never write a final record). */
+  private lostProviders(): Set<string> {
+    const limit = this.o.providerLostTimeoutMs ?? 180_000;
+    const now = this.now().getTime();
+    return new Set(this.providers.list().filter((p) => now - Date.parse(p.status?.lastHeartbeatTime ?? '') >= limit || !p.status?.lastHeartbeatTime).map((p) => p.metadata.name ?? ''));
+  }
+
+  private usageChanged(r: Obj<UsageRecord>): void {
+    const key = `${r.spec.jobRef.namespace}/${r.spec.jobRef.name}`;
+    this.settlementController.enqueue(key);
+    this.jobController.enqueue(key); // a cancelled job may be waiting for its final payment
+  }
+
+  /** Writes the job's money fields (usage, cost, paid, settlements, Settled) when they changed. */
+  private async reconcileSettlement(key: string): Promise<void> {
+    const job = this.job(key);
+    if (!job || parseCoinSafe(job.spec.maxPricePerGpuHour) === undefined) return;
+    const uid = job.metadata.uid ?? '';
+    const records = this.usageRecords.list().filter((r) => r.spec.jobRef.uid === uid);
+    const assignments = this.allAssignments().filter((a) => a.metadata.labels?.[JOB_UID_LABEL] === uid);
+    if (records.length === 0 && assignments.length === 0) return;
+    const want = settlementStatus(job, assignments, records, this.now(), this.lostProviders());
+    const have = { usage: job.status?.usage, cost: job.status?.cost, paid: job.status?.paid, settlements: job.status?.settlements, conditions: (job.status?.conditions ?? []).filter((c) => c.type === ComputeJobConditionType.Settled) };
+    if (isDeepStrictEqual(normalized(have), normalized(want))) return;
+    await this.kubeSettlement.applyStatus(ComputeJobResource, job.metadata.name ?? '', job.metadata.namespace, want);
+    this.o.metrics.registryWrites.inc({ resource: 'computejobs', verb: 'apply_status' });
   }
 
   /** Writes the registry's part of the status if it changed, as a compare-and-swap on the version decided from. */
@@ -478,6 +572,14 @@ export class Registry {
         if (!isNotFound(e)) throw e;
       }
     }
+  }
+}
+
+function parseCoinSafe(coin: string): bigint | undefined {
+  try {
+    return parseCoin(coin).amount;
+  } catch {
+    return undefined;
   }
 }
 

@@ -57,6 +57,14 @@ export class Metrics {
   readonly placements = new Counter({ name: 'gpufed_placements_total', help: 'Assignments created, per provider and whether it was a retry (epoch > 1).', labelNames: ['provider', 'retry'] as const, registers: [this.registry] });
   readonly reservedGpus = new Gauge({ name: 'gpufed_reserved_gpus', help: "GPU units promised to Assignments that the provider's reported free counts do not show yet, per provider.", labelNames: ['provider'] as const, registers: [this.registry] });
   readonly leader = new Gauge({ name: 'gpufed_leader', help: '1 while this registry process is the leader (the only one that places jobs), else 0.', registers: [this.registry] });
+  readonly usageRecords = new Counter({ name: 'gpufed_usage_records_total', help: 'UsageRecords the agent wrote (one per job per metered period).', registers: [this.registry] });
+  readonly meteringFailures = new Counter({ name: 'gpufed_metering_failures_total', help: 'Metering rounds that could not complete (e.g. Prometheus unreachable); the period is metered later.', registers: [this.registry] });
+  readonly settlementOutcomes = new Counter({
+    name: 'gpufed_settlement_steps_total',
+    help: 'Settlement steps by outcome: idle, signed, committed, failed, pending, alert, error.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly buildInfo = new Gauge({ name: 'gpufed_build_info', help: 'Always 1; labels say which gpufed runs in which mode.', labelNames: ['version', 'mode'] as const, registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {

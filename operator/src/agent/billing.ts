@@ -1,0 +1,150 @@
+// The agent's money side: meter every period from the provider's Prometheus, settle on chain,
+// check a payer's grant before a job starts, and stop the jobs of a payer who cannot pay. One loop,
+// one step at a time, so there is one signer and one transaction in flight (settler.ts).
+import type { Logger } from 'pino';
+import { UsageRecordResource, type Assignment, type UsageRecord } from '../api/index.js';
+import { Kube } from '../kube/client.js';
+import { listCustom } from '../kube/informer.js';
+import { Meter } from '../metering/meter.js';
+import type { Prometheus } from '../metering/prometheus.js';
+import { parseCoin } from '../scheduling/coin.js';
+import type { Chain } from '../settlement/chain.js';
+import { costOf, covers } from '../settlement/grants.js';
+import { Settler, type SettleOutcome, type SettlerOptions } from '../settlement/settler.js';
+import type * as k8s from '@kubernetes/client-node';
+import type { Metrics } from '../telemetry/metrics.js';
+
+export interface BillingOptions {
+  prometheus: Prometheus;
+  chain: Chain;
+  /** The hot key: signs records and settlement transactions; its address is every grant's grantee. */
+  key: Uint8Array;
+  /** Its address. */
+  grantee: string;
+  /** Where payments go (the Provider's payout, or its wallet). */
+  payee: string;
+  /** The settlement period (default 5 min). */
+  periodMs?: number;
+  /** Prometheus's scrape interval (default 30 s). */
+  scrapeIntervalMs?: number;
+  /** How long after a period ends it is metered (default 3 scrape intervals). */
+  lagMs?: number;
+  /** Blocks a settlement transaction may wait (default 50). */
+  timeoutBlocks?: number;
+  /** How often the loop runs (default a fifth of the period, 1–30 s). */
+  tickMs?: number;
+  /** Settlement periods a payer's grant must cover before a job starts (default 1). */
+  coverPeriods?: number;
+  hooks?: SettlerOptions['hooks'];
+}
+
+export const BILLING_FIELD_MANAGER = 'gpufed-agent/settlement';
+
+export class Billing {
+  readonly meter: Meter;
+  readonly settler: Settler;
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private stopped = false;
+  lastOutcome?: SettleOutcome;
+
+  constructor(
+    private readonly o: BillingOptions & {
+      provider: string;
+      namespace: string;
+      jobsNamespace: string;
+      registry: k8s.KubeConfig;
+      assignments: () => readonly Assignment[];
+      stopUnpaid: (jobs: ReadonlySet<string>) => Promise<void>;
+      metrics: Metrics;
+      log: Logger;
+      now: () => Date;
+    },
+  ) {
+    const kube = new Kube(o.registry, BILLING_FIELD_MANAGER);
+    const list = listCustom<UsageRecord & k8s.KubernetesObject>(o.registry, UsageRecordResource, o.namespace);
+    const records = async () => (await list()).items as UsageRecord[];
+    const scrapeIntervalMs = o.scrapeIntervalMs ?? 30_000;
+    this.meter = new Meter({
+      namespace: o.namespace,
+      jobsNamespace: o.jobsNamespace,
+      registry: kube,
+      assignments: o.assignments,
+      records,
+      prometheus: o.prometheus,
+      periodMs: this.periodMs,
+      lagMs: o.lagMs ?? 3 * scrapeIntervalMs,
+      scrapeIntervalMs,
+      payee: o.payee,
+      key: o.key,
+      log: o.log,
+      now: o.now,
+    });
+    this.settler = new Settler({
+      provider: o.provider,
+      namespace: o.namespace,
+      registry: kube,
+      records,
+      chain: o.chain,
+      key: o.key,
+      grantee: o.grantee,
+      payee: o.payee,
+      timeoutBlocks: o.timeoutBlocks ?? 50,
+      log: o.log,
+      now: o.now,
+      onIsolated: (isolated) => o.stopUnpaid(new Set(isolated.flatMap((i) => i.jobs))),
+      onOutcome: (out) => o.metrics.settlementOutcomes.inc({ outcome: out.kind }),
+      ...(o.hooks ? { hooks: o.hooks } : {}),
+    });
+  }
+
+  get periodMs(): number {
+    return this.o.periodMs ?? 300_000;
+  }
+
+  start(): void {
+    const tick = this.o.tickMs ?? Math.min(30_000, Math.max(1000, Math.floor(this.periodMs / 5)));
+    this.timer = setInterval(() => void this.step(), tick);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One round: meter what is due, then one settlement step. Never two at once. */
+  step(): Promise<void> {
+    if (this.running || this.stopped) return this.running ?? Promise.resolve();
+    this.running = this.round().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async round(): Promise<void> {
+    try {
+      const metered = await this.meter.meterOnce();
+      if (metered.written.length > 0) this.o.metrics.usageRecords.inc(metered.written.length);
+    } catch (e) {
+      // Prometheus away, or the registry: this period waits and is metered from retained data later.
+      this.o.log.warn({ err: (e as Error).message }, 'Metering failed; the period will be metered later');
+      this.o.metrics.meteringFailures.inc();
+    }
+    try {
+      this.lastOutcome = await this.settler.settleOnce();
+    } catch (e) {
+      this.o.log.warn({ err: (e as Error).message }, 'Settlement step failed; retrying next round');
+      this.o.metrics.settlementOutcomes.inc({ outcome: 'error' });
+    }
+  }
+
+  /** The pre-start check: the payer's grant to this provider is live, in the job's denom, and covers the first periods. */
+  async paymentCheck(a: Assignment): Promise<{ ok: true } | { ok: false; message: string }> {
+    const price = parseCoin(a.spec.pricePerGpuHour);
+    const seconds = Math.min(a.spec.maxDurationSeconds, ((this.o.coverPeriods ?? 1) * this.periodMs) / 1000);
+    const need = costOf(price, a.spec.resources.gpu.count, seconds);
+    const funds = await this.o.chain.funds(a.spec.payer, this.o.grantee);
+    const v = covers(funds, need, this.o.payee, this.o.now().getTime());
+    return v.ok ? v : { ok: false, message: `The payer ${a.spec.payer} cannot pay ${need.amount}${need.denom} for the first ${seconds}s here: ${v.message}` };
+  }
+}

@@ -1,0 +1,236 @@
+// The Cosmos SDK chain as gpufed uses it, through @cosmjs: read grants, balances, accounts and
+// heights; sign x/authz grants and MsgExec payments with explicit sequence, fee and timeout height
+// (so a signed transaction is a fixed set of bytes that can be persisted and re-broadcast); send
+// those bytes; and find a transaction by hash. Direct signing only (cosmjs has no Amino for authz).
+import { sha256 } from '@cosmjs/crypto';
+import { toHex } from '@cosmjs/encoding';
+import { decodeTxRaw, DirectSecp256k1Wallet, type EncodeObject } from '@cosmjs/proto-signing';
+import { accountFromAny, BroadcastTxError, calculateFee, createProtobufRpcClient, GasPrice, QueryClient, SigningStargateClient, setupAuthExtension, setupAuthzExtension, setupBankExtension, type StdFee } from '@cosmjs/stargate';
+import { connectComet, type CometClient } from '@cosmjs/tendermint-rpc';
+import { QueryClientImpl as AuthQuery } from 'cosmjs-types/cosmos/auth/v1beta1/query';
+import { MsgExec, MsgGrant, MsgRevoke } from 'cosmjs-types/cosmos/authz/v1beta1/tx';
+import { SendAuthorization } from 'cosmjs-types/cosmos/bank/v1beta1/authz';
+import { MsgSend } from 'cosmjs-types/cosmos/bank/v1beta1/tx';
+import { TxRaw } from 'cosmjs-types/cosmos/tx/v1beta1/tx';
+import type { Coin } from '../scheduling/coin.js';
+import type { GrantView, PayerFunds } from './grants.js';
+
+export const MSG_SEND_TYPE_URL = '/cosmos.bank.v1beta1.MsgSend';
+export const MSG_EXEC_TYPE_URL = '/cosmos.authz.v1beta1.MsgExec';
+export const MSG_GRANT_TYPE_URL = '/cosmos.authz.v1beta1.MsgGrant';
+export const MSG_REVOKE_TYPE_URL = '/cosmos.authz.v1beta1.MsgRevoke';
+export const SEND_AUTHORIZATION_TYPE_URL = '/cosmos.bank.v1beta1.SendAuthorization';
+/** cosmjs's default: SDK 0.47+ often needs more than 1.3 × the simulated gas. */
+export const GAS_ADJUSTMENT = 1.4;
+
+export interface ChainOptions {
+  rpcUrl: string;
+  /** The fee price, e.g. 0.001ustake (the node's minimum gas price or above). */
+  gasPrice: string;
+  prefix?: string;
+}
+
+export interface SignedTx {
+  txBytes: Uint8Array;
+  /** sha256 of the bytes, 64 uppercase hex digits: the hash the chain reports. */
+  txHash: string;
+  sequence: number;
+  timeoutHeight: number;
+  fee: StdFee;
+}
+
+export type BroadcastResult = { kind: 'accepted' } | { kind: 'rejected'; code: number; codespace: string; log: string } | { kind: 'unknown'; error: string };
+
+export interface FoundTx {
+  height: number;
+  code: number;
+  log: string;
+  gasUsed: number;
+}
+
+/** A payment inside a MsgExec: one MsgSend from a granter. */
+export interface ExecSend {
+  from: string;
+  to: string;
+  amount: Coin;
+}
+
+export class Chain {
+  private constructor(
+    readonly comet: CometClient,
+    readonly query: ReturnType<typeof makeQueries>,
+    readonly chainId: string,
+    private readonly o: ChainOptions,
+  ) {}
+
+  static async connect(o: ChainOptions): Promise<Chain> {
+    const comet = await connectComet(o.rpcUrl);
+    const status = await comet.status();
+    return new Chain(comet, makeQueries(comet), status.nodeInfo.network, o);
+  }
+
+  disconnect(): void {
+    this.comet.disconnect();
+  }
+
+  get prefix(): string {
+    return this.o.prefix ?? 'cosmos';
+  }
+
+  async height(): Promise<number> {
+    return (await this.comet.status()).syncInfo.latestBlockHeight;
+  }
+
+  /** The account's number and next sequence; undefined when the chain has never seen it (no funds ever). */
+  async account(address: string): Promise<{ accountNumber: number; sequence: number } | undefined> {
+    try {
+      const a = await this.query.auth.account(address);
+      if (!a) return undefined;
+      const acc = accountFromAny(a);
+      return { accountNumber: Number(acc.accountNumber), sequence: acc.sequence };
+    } catch (e) {
+      if (/not found/i.test((e as Error).message)) return undefined;
+      throw e;
+    }
+  }
+
+  async balances(address: string): Promise<Map<string, bigint>> {
+    const all = await this.query.bank.allBalances(address);
+    return new Map(all.map((c) => [c.denom, BigInt(c.amount)]));
+  }
+
+  /** The payer's SendAuthorization to the grantee, or undefined when there is none. */
+  async grant(granter: string, grantee: string): Promise<GrantView | undefined> {
+    let grants;
+    try {
+      grants = (await this.query.authz.grants(granter, grantee, MSG_SEND_TYPE_URL)).grants;
+    } catch (e) {
+      // authz answers NotFound when no grant exists for the triple.
+      if (/not found|authorization not found/i.test((e as Error).message)) return undefined;
+      throw e;
+    }
+    const g = grants.find((x) => x.authorization?.typeUrl === SEND_AUTHORIZATION_TYPE_URL);
+    if (!g?.authorization) return undefined;
+    const auth = SendAuthorization.decode(g.authorization.value);
+    return {
+      spendLimit: new Map(auth.spendLimit.map((c) => [c.denom, BigInt(c.amount)])),
+      allowList: auth.allowList,
+      ...(g.expiration ? { expiresAtMs: Number(g.expiration.seconds) * 1000 + Math.floor(g.expiration.nanos / 1e6) } : {}),
+    };
+  }
+
+  async funds(payer: string, grantee: string): Promise<PayerFunds> {
+    const [grant, balance] = await Promise.all([this.grant(payer, grantee), this.balances(payer)]);
+    return { ...(grant ? { grant } : {}), balance };
+  }
+
+  /** The chain's memo limit in bytes (x/auth params). */
+  async maxMemoBytes(): Promise<number> {
+    const { params } = await new AuthQuery(createProtobufRpcClient(this.query)).Params({});
+    return Number(params.maxMemoCharacters);
+  }
+
+  private async signer(privateKey: Uint8Array): Promise<{ client: SigningStargateClient; address: string }> {
+    const wallet = await DirectSecp256k1Wallet.fromKey(privateKey, this.prefix);
+    const [acc] = await wallet.getAccounts();
+    return { client: SigningStargateClient.createWithSigner(this.comet, wallet, { gasPrice: GasPrice.fromString(this.o.gasPrice) }), address: acc?.address ?? '' };
+  }
+
+  /** The gas a message set needs, simulated, times GAS_ADJUSTMENT; and the fee at the configured price. */
+  async estimateFee(privateKey: Uint8Array, msgs: EncodeObject[], memo: string): Promise<StdFee> {
+    const { client, address } = await this.signer(privateKey);
+    const gas = await client.simulate(address, msgs, memo);
+    return calculateFee(Math.ceil(gas * GAS_ADJUSTMENT), GasPrice.fromString(this.o.gasPrice));
+  }
+
+  /**
+   * Signs without sending: explicit account number, sequence, fee and timeout height, so the bytes
+   * are fixed and can be persisted before anything reaches the network.
+   */
+  async sign(privateKey: Uint8Array, msgs: EncodeObject[], memo: string, at: { accountNumber: number; sequence: number; timeoutHeight: number; fee: StdFee }): Promise<SignedTx> {
+    const { client, address } = await this.signer(privateKey);
+    const raw = await client.sign(address, msgs, at.fee, memo, { accountNumber: BigInt(at.accountNumber), sequence: at.sequence, chainId: this.chainId }, BigInt(at.timeoutHeight));
+    const txBytes = TxRaw.encode(raw).finish();
+    return { txBytes, txHash: txHash(txBytes), sequence: at.sequence, timeoutHeight: at.timeoutHeight, fee: at.fee };
+  }
+
+  /** Sends signed bytes to the mempool (CheckTx only). Never throws: the caller decides what each outcome means. */
+  async broadcast(txBytes: Uint8Array): Promise<BroadcastResult> {
+    try {
+      const r = await this.comet.broadcastTxSync({ tx: txBytes });
+      if (r.code === 0) return { kind: 'accepted' };
+      return { kind: 'rejected', code: r.code, codespace: r.codespace ?? '', log: r.log ?? '' };
+    } catch (e) {
+      if (e instanceof BroadcastTxError) return { kind: 'rejected', code: e.code, codespace: e.codespace, log: e.log ?? '' };
+      return { kind: 'unknown', error: (e as Error).message };
+    }
+  }
+
+  /** The transaction with this hash if a block holds it (needs the node's kv tx indexer). */
+  async findTx(hash: string): Promise<FoundTx | undefined> {
+    try {
+      const r = await this.comet.tx({ hash: Buffer.from(hash, 'hex') });
+      return { height: r.height, code: r.result.code, log: r.result.log ?? '', gasUsed: Number(r.result.gasUsed) };
+    } catch (e) {
+      if (/not found/i.test((e as Error).message)) return undefined;
+      throw e;
+    }
+  }
+
+  /** Signs and sends a payer's grant to a provider's hot key, waiting for it to commit. */
+  async grantSpend(privateKey: Uint8Array, grantee: string, limit: Coin, allowList: string[], expiresAtMs?: number): Promise<FoundTx & { txHash: string }> {
+    const { address } = await this.signer(privateKey);
+    return this.submit(privateKey, [grantMessage(address, grantee, limit, allowList, expiresAtMs)], 'gpufed budget grant');
+  }
+
+  async revokeSpend(privateKey: Uint8Array, grantee: string): Promise<FoundTx & { txHash: string }> {
+    const { address } = await this.signer(privateKey);
+    return this.submit(privateKey, [{ typeUrl: MSG_REVOKE_TYPE_URL, value: MsgRevoke.fromPartial({ granter: address, grantee, msgTypeUrl: MSG_SEND_TYPE_URL }) }], 'gpufed budget revoke');
+  }
+
+  /** Sign, send and wait for a commit; for one-off transactions of a person (a grant, a revoke, a transfer), not for settlement. */
+  async submit(privateKey: Uint8Array, msgs: EncodeObject[], memo: string): Promise<FoundTx & { txHash: string }> {
+    const { client, address } = await this.signer(privateKey);
+    const r = await client.signAndBroadcast(address, msgs, 'auto', memo);
+    if (r.code !== 0) throw new Error(`The chain rejected the transaction ${r.transactionHash} (code ${r.code}): ${r.rawLog ?? ''}`);
+    return { txHash: r.transactionHash, height: r.height, code: r.code, log: r.rawLog ?? '', gasUsed: Number(r.gasUsed) };
+  }
+}
+
+function makeQueries(comet: CometClient) {
+  return QueryClient.withExtensions(comet, setupAuthExtension, setupAuthzExtension, setupBankExtension);
+}
+
+export function txHash(txBytes: Uint8Array): string {
+  return toHex(sha256(txBytes)).toUpperCase();
+}
+
+/** A MsgGrant of a SendAuthorization: spend limit, allow list, optional expiry. */
+export function grantMessage(granter: string, grantee: string, limit: Coin, allowList: string[], expiresAtMs?: number): EncodeObject {
+  const authorization = { typeUrl: SEND_AUTHORIZATION_TYPE_URL, value: SendAuthorization.encode(SendAuthorization.fromPartial({ spendLimit: [{ denom: limit.denom, amount: limit.amount.toString() }], allowList })).finish() };
+  return {
+    typeUrl: MSG_GRANT_TYPE_URL,
+    value: MsgGrant.fromPartial({ granter, grantee, grant: { authorization, ...(expiresAtMs !== undefined ? { expiration: { seconds: BigInt(Math.floor(expiresAtMs / 1000)), nanos: 0 } } : {}) } }),
+  };
+}
+
+/** One MsgExec by the grantee wrapping a MsgSend per payment. */
+export function execMessage(grantee: string, sends: readonly ExecSend[]): EncodeObject {
+  const msgs = sends.map((s) => ({ typeUrl: MSG_SEND_TYPE_URL, value: MsgSend.encode(MsgSend.fromPartial({ fromAddress: s.from, toAddress: s.to, amount: [{ denom: s.amount.denom, amount: s.amount.amount.toString() }] })).finish() }));
+  return { typeUrl: MSG_EXEC_TYPE_URL, value: MsgExec.fromPartial({ grantee, msgs }) };
+}
+
+/** The MsgSends inside a signed MsgExec transaction, for checking a persisted batch against its records. */
+export function decodeExecSends(txBytes: Uint8Array): ExecSend[] {
+  const tx = decodeTxRaw(txBytes);
+  const out: ExecSend[] = [];
+  for (const m of tx.body.messages) {
+    if (m.typeUrl !== MSG_EXEC_TYPE_URL) continue;
+    for (const inner of MsgExec.decode(m.value).msgs) {
+      if (inner.typeUrl !== MSG_SEND_TYPE_URL) continue;
+      const send = MsgSend.decode(inner.value);
+      for (const c of send.amount) out.push({ from: send.fromAddress, to: send.toAddress, amount: { amount: BigInt(c.amount), denom: c.denom } });
+    }
+  }
+  return out;
+}
