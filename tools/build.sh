@@ -6,6 +6,7 @@
 #   tools/build.sh --list     print "name key path" of each tool without building
 #
 # kubectl is built with the control plane so the tests use one that matches the servers.
+# The dev chain (wasmd) comes last, so a brand-new machine has the kube tools before its long build.
 # Binaries end up in $GPUFED_CACHE/tools/<tool>-<key>/ and are linked from $GPUFED_CACHE/bin,
 # which is where the harness looks (GPUFED_BIN_DIR overrides).
 set -euo pipefail
@@ -22,8 +23,9 @@ pinned() { awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit }' "$here/$1/go.
 K8S_VERSION=$(pinned k8s k8s.io/kubernetes)
 K8S_MINOR=$(echo "$K8S_VERSION" | cut -d. -f2)
 HELM_VERSION=$(pinned helm helm.sh/helm/v3)
+WASMD_VERSION=$(pinned wasmd github.com/CosmWasm/wasmd)
 
-# name | module dir | packages | output binaries | ldflags
+# name | module dir | packages | output binaries | ldflags | cgo (1 where the tool needs it)
 tool_rows() {
   local kv="-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1"
   kv+=" -X k8s.io/component-base/version.gitMinor=$K8S_MINOR -X k8s.io/component-base/version.gitTreeState=clean"
@@ -39,6 +41,14 @@ tool_rows() {
   echo "kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|kwok|"
   echo "kube-state-metrics|kube-state-metrics|k8s.io/kube-state-metrics/v2|kube-state-metrics|"
   echo "helm|helm|helm.sh/helm/v3/cmd/helm|helm|$hv"
+  # wasmd stands in for simapp's simd (see tools/wasmd/pin.sh), with simd's address prefix.
+  # Its x/wasm VM is a prebuilt libwasmvm that ships in the wasmvm module and needs cgo; the
+  # binary also looks for that library beside itself ($ORIGIN), where the build copies it.
+  # -checklinkname=0: sonic's loader links to runtime internals by go:linkname.
+  local wv="-checklinkname=0 -X github.com/cosmos/cosmos-sdk/version.Name=wasm"
+  wv+=" -X github.com/cosmos/cosmos-sdk/version.AppName=wasmd -X github.com/cosmos/cosmos-sdk/version.Version=$WASMD_VERSION"
+  wv+=" -X github.com/CosmWasm/wasmd/app.Bech32Prefix=cosmos -extldflags=-Wl,-rpath,\$ORIGIN"
+  echo "wasmd|wasmd|github.com/CosmWasm/wasmd/cmd/wasmd|wasmd|$wv|1"
 }
 
 need() {
@@ -53,7 +63,7 @@ need() {
   fi
 }
 
-key_of() { # dir ldflags -> short sha256 of the pins and the flags
+key_of() { # dir flags -> short sha256 of the pins and the flags
   { cat "$here/$1/go.mod" "$here/$1/go.sum"; echo "$2"; go env GOVERSION; } | sha256sum | cut -c1-16
 }
 
@@ -73,9 +83,9 @@ list=false
 need
 mkdir -p "$bin" "$cache/tools"
 total=$(tool_rows | wc -l); i=0; built=0; t0=$(date +%s)
-while IFS='|' read -r name dir pkgs outs ldflags; do
+while IFS='|' read -r name dir pkgs outs ldflags cgo; do
   i=$((i + 1))
-  key=$(key_of "$dir" "$ldflags")
+  key=$(key_of "$dir" "$ldflags${cgo:+ CGO_ENABLED=$cgo}")
   dest="$cache/tools/$name-$key"
   if $list; then echo "$name $key $dest"; continue; fi
   if [ -f "$dest/.complete" ]; then
@@ -85,12 +95,19 @@ while IFS='|' read -r name dir pkgs outs ldflags; do
     rm -rf "$dest.tmp"; mkdir -p "$dest.tmp"
     start=$(date +%s)
     # shellcheck disable=SC2086
-    if ! (cd "$here/$dir" && go build -v -p "$jobs" -trimpath -ldflags "-s -w $ldflags" -o "$dest.tmp/" $pkgs) 2>&1 | progress "$name"; then
+    if [ -n "$cgo" ] && ! command -v "$(go env CC)" >/dev/null; then
+      echo "error: $name needs cgo and a C compiler ($(go env CC)); install gcc and re-run." >&2; exit 2
+    fi
+    if ! (cd "$here/$dir" && CGO_ENABLED=${cgo:-0} go build -v -p "$jobs" -trimpath -ldflags "-s -w $ldflags" -o "$dest.tmp/" $pkgs) 2>&1 | progress "$name"; then
       echo "error: building $name failed (see the output above)" >&2; exit 1
     fi
     # `go build` names a /v3 module's binary after the element before /v3 ("server"): fix etcd's name.
     [ -f "$dest.tmp/server" ] && mv "$dest.tmp/server" "$dest.tmp/etcd"
     [ -f "$dest.tmp/v2" ] && mv "$dest.tmp/v2" "$dest.tmp/kube-state-metrics"
+    # A cleaned module cache must not break wasmd: keep its libwasmvm beside it (found by $ORIGIN).
+    if [ "$name" = wasmd ]; then
+      cp "$(cd "$here/$dir" && go list -m -f '{{.Dir}}' github.com/CosmWasm/wasmvm/v3)/internal/api/libwasmvm.$(uname -m).so" "$dest.tmp/"
+    fi
     for o in $outs; do [ -x "$dest.tmp/$o" ] || { echo "error: $name did not produce $o" >&2; exit 1; }; done
     touch "$dest.tmp/.complete"; rm -rf "$dest"; mv "$dest.tmp" "$dest"
     # Builds of this tool under older pins are superseded: keep the cache from growing without bound.

@@ -86,8 +86,9 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
 export async function agentRegistryConfig(provider: string, prices: { model: string; pricePerGpuHour: string }[]): Promise<k8s.KubeConfig> {
   const { onboardProvider } = await import('../../operator/src/onboarding/apply.js');
   const { Kube } = await import('../../operator/src/kube/client.js');
-  const { devAddress } = await import('../../cli/src/dev/wallets.js');
-  const done = await onboardProvider(new Kube(kubeConfig('registry'), 'gpufed-cli'), { name: provider, wallet: devAddress(`wallet/${provider}`), region: 'home', prices });
+  const { devProviderHotKey, devProviderPayout } = await import('../../cli/src/dev/wallets.js');
+  const { keyAddress } = await import('../../operator/src/settlement/keys.js');
+  const done = await onboardProvider(new Kube(kubeConfig('registry'), 'gpufed-cli'), { name: provider, wallet: keyAddress(devProviderHotKey(provider)), payout: devProviderPayout(provider), region: 'home', prices });
   const kc = new k8s.KubeConfig();
   kc.loadFromString(done.kubeconfig);
   return kc;

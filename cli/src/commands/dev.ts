@@ -26,7 +26,8 @@ function statusTable(r: StatusReport): string {
   );
   const head = r.running ? green('The local federation is running.') : red('The local federation is not healthy.');
   const when = r.startedAt ? dim(`Started ${r.startedAt}, ready after ${seconds(r.timings?.total)}. Dir: ${r.dir}`) : '';
-  return [head, when, '', comps, '', clusters, '', `Use it: ${bold(`. ${r.dir}/env`)} then ${bold('kubectl --context gpufed-alice get nodes')}`].join('\n');
+  const chain = r.chain ? `Chain ${r.chain.chainId} at ${r.chain.rpcUrl}: ${r.chain.height === undefined ? red('not answering') : `height ${r.chain.height}`} (endpoints and dev keys: ${r.dir}/chain.env)` : '';
+  return [head, when, '', comps, '', clusters, ...(chain ? ['', chain] : []), '', `Use it: ${bold(`. ${r.dir}/env`)} then ${bold('kubectl --context gpufed-alice get nodes')}`].join('\n');
 }
 
 export function devCommand(): Command {

@@ -16,11 +16,14 @@ import { binDir as defaultBinDir, devDir, repoRoot } from './paths.js';
 import { ensurePki, ensureServiceAccountKey, pkiPaths, type Pki } from './pki.js';
 import { agentKubeconfigPath, planFederation, portsNeeded, type ClusterPlan, type ComponentPlan, type FederationPlan, type HealthCheck, type Stage } from './plan.js';
 import { onboardDevTenant } from './tenants.js';
-import { devAddress } from './wallets.js';
+import { devProviderHotKey, devProviderPayout } from './wallets.js';
+import { CHAIN_BINARY, CHAIN_ID, chainHeight, waitForChainBlock } from './chain.js';
+import { agentKeyPath, prepareDevChain } from './economy.js';
+import { keyAddress } from '../../../operator/src/settlement/keys.js';
 import { isAlive, processesMentioning, startDetached, stopProcess } from './process.js';
 
 export const STATE_FILE = 'state.json';
-const REQUIRED_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'kube-state-metrics'];
+const REQUIRED_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'kube-state-metrics', CHAIN_BINARY];
 
 export interface FederationState {
   version: 1;
@@ -76,7 +79,8 @@ async function makePlan(dir: string, binDir: string, providers: FleetProvider[],
   const agents = withAgents ? { agents: { entry: operatorEntry(), node: process.execPath } } : {};
   const kwokStages = join(repoRoot(), 'cli', 'src', 'dev', 'kwok-stages.yaml');
   const monitoring = { node: process.execPath, exporterEntry: compiled(join('test', 'support', 'dcgm-exporter.js')) };
-  return planFederation({ dir, binDir, providers, kwokStages, monitoring, ...agents }, await freePorts(portsNeeded(providers.length, withAgents, true)));
+  const chain = { agentKeyFile: (p: string) => agentKeyPath(dir, p), payout: devProviderPayout };
+  return planFederation({ dir, binDir, providers, kwokStages, monitoring, chain, ...agents }, await freePorts(portsNeeded(providers.length, withAgents, true, true)));
 }
 
 function checkTools(bins: string): void {
@@ -330,7 +334,7 @@ async function onboardAgents(plan: FederationPlan, log: (line: string) => void):
     const p = cl.provider;
     if (!p) continue;
     const prices = Object.entries(p.prices).map(([model, pricePerGpuHour]) => ({ model, pricePerGpuHour }));
-    const done = await onboardProvider(kube, { name: p.name, wallet: devAddress(`wallet/${p.name}`), region: p.region, prices });
+    const done = await onboardProvider(kube, { name: p.name, wallet: keyAddress(devProviderHotKey(p.name)), payout: devProviderPayout(p.name), region: p.region, prices });
     writePrivateFile(agentKubeconfigPath(plan.dir, p.name), done.kubeconfig);
   }
   log(`registry: onboarded ${plan.clusters.filter((c) => c.provider).map((c) => c.name).join(', ')} with scoped agent credentials`);
@@ -341,7 +345,11 @@ async function startStage(state: FederationState, stage: Stage, pki: Pki, deadli
   const ts = Date.now();
   const batch = state.plan.components.filter((c) => c.stage === stage);
   if (batch.length === 0) return;
-  if (stage === 3) await onboardAgents(state.plan, log);
+  if (stage === 3) {
+    // After a (re)start the node rejects signed transactions until it commits a block: the agents sign.
+    if (state.plan.chain) await waitForChainBlock(state.plan.chain.endpoints.rpcUrl, Math.max(1000, deadline - Date.now()));
+    await onboardAgents(state.plan, log);
+  }
   for (const c of batch) {
     state.pids[c.name] = startDetached(c.binary, c.args, c.log);
     writeState(state);
@@ -377,8 +385,8 @@ export async function up(opts: UpOptions = {}): Promise<FederationState> {
 
   const t0 = Date.now();
   const timings: Record<string, number> = {};
-  // Every `up` is a fresh federation: no objects from an earlier run, only the certificates reused.
-  for (const d of ['etcd', 'logs']) rmSync(join(dir, d), { recursive: true, force: true });
+  // Every `up` is a fresh federation: no objects, metrics or chain state from an earlier run, only the certificates reused.
+  for (const d of ['etcd', 'logs', 'prometheus', 'chain']) rmSync(join(dir, d), { recursive: true, force: true });
   const mark = (phase: string, since: number) => (timings[phase] = Date.now() - since);
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const pki = await ensurePki(dir);
@@ -392,6 +400,7 @@ export async function up(opts: UpOptions = {}): Promise<FederationState> {
   writeState(state);
 
   try {
+    await prepareDevChain(plan, log);
     for (const stage of [0, 1, 2, 3] as const) await startStage(state, stage, pki, deadline, log);
     await onboardDevTenant(plan, log); // with or without agents: the integration tests use carol too
   } catch (e) {
@@ -455,6 +464,8 @@ export interface StatusReport {
   timings?: Record<string, number>;
   components: ComponentStatus[];
   clusters: { name: string; role: string; server: string; kubeconfig: string; nodesReady?: number; nodesTotal?: number }[];
+  /** The dev chain: its RPC endpoint and, when it answers, its latest block height. */
+  chain?: { chainId: string; rpcUrl: string; height?: number };
 }
 
 /** Probes every component of the federation in `dir`; `running` means all are alive and healthy. */
@@ -484,6 +495,11 @@ export async function status(dir: string = devDir()): Promise<StatusReport> {
     }),
   );
   const report: StatusReport = { dir, running: components.every((c) => c.healthy), startedAt: state.startedAt, timings: state.timings, components, clusters };
+  if (state.plan.chain) {
+    const rpcUrl = state.plan.chain.endpoints.rpcUrl;
+    const height = await chainHeight(rpcUrl).catch(() => undefined);
+    report.chain = { chainId: CHAIN_ID, rpcUrl, ...(height !== undefined ? { height } : {}) };
+  }
   if (state.readyAt) report.readyAt = state.readyAt;
   return report;
 }

@@ -3,6 +3,7 @@
 // anything; federation.ts turns a plan into running processes.
 import { join } from 'node:path';
 import type { FleetProvider } from './fleet.js';
+import { CHAIN_BINARY, CHAIN_MIN_GAS_PRICE, chainComponent, portsNeededForChain, type ChainEndpoints } from './chain.js';
 import { monitoringComponents, portsNeededForMonitoring, type DcgmLabelShape } from './monitoring.js';
 
 export type Role = 'registry' | 'provider';
@@ -43,6 +44,8 @@ export interface FederationPlan {
   dir: string;
   binDir: string;
   etcd: { clientUrl: string };
+  /** The dev chain (one validator) every provider settles on; absent in plans made without one. */
+  chain?: { home: string; endpoints: ChainEndpoints };
   clusters: ClusterPlan[];
   components: ComponentPlan[];
 }
@@ -57,6 +60,8 @@ export interface PlanInput {
   agents?: { entry: string; node: string };
   /** Run kube-state-metrics, the DCGM-shaped exporter and Prometheus in each provider cluster. */
   monitoring?: { node: string; exporterEntry: string };
+  /** Run the dev chain; the agents meter and settle on it (their hot keys are in these files). */
+  chain?: { agentKeyFile: (provider: string) => string; payout: (provider: string) => string };
 }
 
 /** Registry operator replicas `dev up` runs (one leads, one stands by), named registry-1, registry-2. */
@@ -76,14 +81,20 @@ export const DEV_TIMING = {
   renewDeadline: '4s',
   retryPeriod: '1s',
   retention: '10m',
+  /** Meter and settle every 10 s, so a demo job is paid while you watch. */
+  settlementPeriod: '10s',
+  /** Each provider Prometheus's scrape interval (monitoring.ts). */
+  scrapeInterval: '2s',
+  /** A settlement transaction may wait 20 blocks (~10 s) before it is signed anew. */
+  settlementTimeoutBlocks: '20',
 } as const;
 
 /**
  * Ports a plan needs: etcd client+peer, API server + KCM per cluster, scheduler + KWOK (+ agent) per
  * provider, the registry replicas, and each provider's monitoring.
  */
-export function portsNeeded(providers: number, agents = false, monitoring = false): number {
-  return 2 + 2 * (providers + 1) + (agents ? 3 : 2) * providers + (agents ? REGISTRY_REPLICAS : 0) + (monitoring ? portsNeededForMonitoring() * providers : 0);
+export function portsNeeded(providers: number, agents = false, monitoring = false, chain = false): number {
+  return 2 + 2 * (providers + 1) + (agents ? 3 : 2) * providers + (agents ? REGISTRY_REPLICAS : 0) + (monitoring ? portsNeededForMonitoring() * providers : 0) + (chain ? portsNeededForChain() : 0);
 }
 
 /**
@@ -119,8 +130,72 @@ function delegated(kubeconfig: string, port: number, pki: string): string[] {
   ];
 }
 
+/** Registry operator replica `i`; with a chain it places only what the payer's grant covers. */
+function registryComponent(agents: NonNullable<PlanInput['agents']>, registry: ClusterPlan, i: number, metricsPort: number, chain: FederationPlan['chain'], logs: string): ComponentPlan {
+  return {
+    name: `registry-${i}`,
+    cluster: 'registry',
+    binary: agents.node,
+    stage: 3,
+    log: join(logs, `registry-${i}.log`),
+    health: { kind: 'http', url: `http://127.0.0.1:${metricsPort}/readyz` },
+    args: [
+      agents.entry,
+      'registry',
+      `--kubeconfig=${registry.kubeconfig}`,
+      `--identity=registry-${i}`,
+      `--lease-duration=${DEV_TIMING.leaseDuration}`,
+      `--renew-deadline=${DEV_TIMING.renewDeadline}`,
+      `--retry-period=${DEV_TIMING.retryPeriod}`,
+      `--heartbeat-timeout=${DEV_TIMING.registryHeartbeatTimeout}`,
+      `--provider-lost-timeout=${DEV_TIMING.providerLostTimeout}`,
+      `--retention=${DEV_TIMING.retention}`,
+      `--metrics-addr=127.0.0.1:${metricsPort}`,
+      ...(chain ? [`--chain-rpc=${chain.endpoints.rpcUrl}`, `--payment-cover=${DEV_TIMING.settlementPeriod}`] : []),
+    ],
+  };
+}
+
+/** A provider's gpufed agent; with a chain and a Prometheus it meters and settles too. */
+function agentComponent(input: PlanInput, cl: ClusterPlan, metricsPort: number, chain: FederationPlan['chain'], logs: string): ComponentPlan {
+  const billing =
+    chain && input.chain && cl.prometheusUrl
+      ? [
+          `--prometheus-url=${cl.prometheusUrl}`,
+          `--chain-rpc=${chain.endpoints.rpcUrl}`,
+          `--gas-price=${CHAIN_MIN_GAS_PRICE}`,
+          `--wallet-key-file=${input.chain.agentKeyFile(cl.name)}`,
+          `--payout=${input.chain.payout(cl.name)}`,
+          `--settlement-period=${DEV_TIMING.settlementPeriod}`,
+          `--scrape-interval=${DEV_TIMING.scrapeInterval}`,
+          `--settlement-timeout-blocks=${DEV_TIMING.settlementTimeoutBlocks}`,
+        ]
+      : [];
+  return {
+    name: `agent-${cl.name}`,
+    cluster: cl.name,
+    binary: input.agents?.node ?? '',
+    stage: 3,
+    log: join(logs, `agent-${cl.name}.log`),
+    health: { kind: 'http', url: `http://127.0.0.1:${metricsPort}/readyz` },
+    args: [
+      input.agents?.entry ?? '',
+      'agent',
+      `--provider=${cl.name}`,
+      `--kubeconfig=${cl.kubeconfig}`,
+      `--registry-kubeconfig=${agentKubeconfigPath(input.dir, cl.name)}`,
+      // KWOK nodes run pods by their sim.gpufed.io annotations: pass them through.
+      '--simulate',
+      `--heartbeat=${DEV_TIMING.agentHeartbeat}`,
+      `--fencing-timeout=${DEV_TIMING.agentFencingTimeout}`,
+      `--metrics-addr=127.0.0.1:${metricsPort}`,
+      ...billing,
+    ],
+  };
+}
+
 export function planFederation(input: PlanInput, ports: number[]): FederationPlan {
-  const needed = portsNeeded(input.providers.length, input.agents !== undefined, input.monitoring !== undefined);
+  const needed = portsNeeded(input.providers.length, input.agents !== undefined, input.monitoring !== undefined, input.chain !== undefined);
   if (ports.length < needed) throw new Error(`planFederation: ${ports.length} ports given, ${needed} needed`);
   const queue = [...ports];
   const port = (): number => queue.shift() as number;
@@ -155,6 +230,14 @@ export function planFederation(input: PlanInput, ports: number[]): FederationPla
       ],
     },
   ];
+
+  let chain: FederationPlan['chain'];
+  if (input.chain) {
+    const home = join(dir, 'chain');
+    const c = chainComponent({ home, binary: bin(CHAIN_BINARY), log: join(logs, 'chain.log') }, Array.from({ length: portsNeededForChain() }, port));
+    components.push(c.component);
+    chain = { home, endpoints: c.endpoints };
+  }
 
   const clusters: ClusterPlan[] = [];
   const roles: { name: string; role: Role; provider?: FleetProvider }[] = [
@@ -248,65 +331,16 @@ export function planFederation(input: PlanInput, ports: number[]): FederationPla
       ],
     });
   }
-  const agentMetrics = new Map<string, string>();
-  if (input.agents) {
-    for (const cl of clusters) {
-      if (cl.role !== 'provider') continue;
-      const metricsPort = port();
-      agentMetrics.set(cl.name, `127.0.0.1:${metricsPort}`);
-      components.push({
-        name: `agent-${cl.name}`,
-        cluster: cl.name,
-        binary: input.agents.node,
-        stage: 3,
-        log: join(logs, `agent-${cl.name}.log`),
-        health: { kind: 'http', url: `http://127.0.0.1:${metricsPort}/readyz` },
-        args: [
-          input.agents.entry,
-          'agent',
-          `--provider=${cl.name}`,
-          `--kubeconfig=${cl.kubeconfig}`,
-          `--registry-kubeconfig=${agentKubeconfigPath(dir, cl.name)}`,
-          // KWOK nodes run pods by their sim.gpufed.io annotations: pass them through.
-          '--simulate',
-          `--heartbeat=${DEV_TIMING.agentHeartbeat}`,
-          `--fencing-timeout=${DEV_TIMING.agentFencingTimeout}`,
-          `--metrics-addr=127.0.0.1:${metricsPort}`,
-        ],
-      });
-    }
-    const registry = clusters.find((c) => c.role === 'registry') as ClusterPlan;
-    for (let i = 1; i <= REGISTRY_REPLICAS; i++) {
-      const metricsPort = port();
-      components.push({
-        name: `registry-${i}`,
-        cluster: 'registry',
-        binary: input.agents.node,
-        stage: 3,
-        log: join(logs, `registry-${i}.log`),
-        health: { kind: 'http', url: `http://127.0.0.1:${metricsPort}/readyz` },
-        args: [
-          input.agents.entry,
-          'registry',
-          `--kubeconfig=${registry.kubeconfig}`,
-          `--identity=registry-${i}`,
-          `--lease-duration=${DEV_TIMING.leaseDuration}`,
-          `--renew-deadline=${DEV_TIMING.renewDeadline}`,
-          `--retry-period=${DEV_TIMING.retryPeriod}`,
-          `--heartbeat-timeout=${DEV_TIMING.registryHeartbeatTimeout}`,
-          `--provider-lost-timeout=${DEV_TIMING.providerLostTimeout}`,
-          `--retention=${DEV_TIMING.retention}`,
-          `--metrics-addr=127.0.0.1:${metricsPort}`,
-        ],
-      });
-    }
-  }
+  const providers = clusters.filter((c) => c.role === 'provider');
+  // Agents' metrics ports first: each provider's Prometheus scrapes its agent, and the agent meters from it.
+  const agentMetrics = new Map<string, number>();
+  if (input.agents) for (const cl of providers) agentMetrics.set(cl.name, port());
   if (input.monitoring) {
-    const providers = clusters.filter((c) => c.role === 'provider');
+    const monitoring = input.monitoring;
     providers.forEach((cl, i) => {
-      const agentTarget = agentMetrics.get(cl.name);
+      const metricsPort = agentMetrics.get(cl.name);
       const m = monitoringComponents(
-        { cluster: cl.name, kubeconfig: cl.kubeconfig, dir, binDir, node: input.monitoring?.node ?? '', exporterEntry: input.monitoring?.exporterEntry ?? '', dcgmShape: dcgmShapeOf(i), ...(agentTarget ? { agentTarget } : {}) },
+        { cluster: cl.name, kubeconfig: cl.kubeconfig, dir, binDir, node: monitoring.node, exporterEntry: monitoring.exporterEntry, dcgmShape: dcgmShapeOf(i), ...(metricsPort ? { agentTarget: `127.0.0.1:${metricsPort}` } : {}) },
         Array.from({ length: portsNeededForMonitoring() }, port),
       );
       components.push(...m.components);
@@ -314,5 +348,11 @@ export function planFederation(input: PlanInput, ports: number[]): FederationPla
       cl.prometheusConfig = m.prometheusConfig;
     });
   }
-  return { dir, binDir, etcd: { clientUrl: etcdUrl }, clusters, components };
+  if (input.agents) {
+    const agents = input.agents;
+    for (const cl of providers) components.push(agentComponent(input, cl, agentMetrics.get(cl.name) ?? 0, chain, logs));
+    const registry = clusters.find((c) => c.role === 'registry') as ClusterPlan;
+    for (let i = 1; i <= REGISTRY_REPLICAS; i++) components.push(registryComponent(agents, registry, i, port(), chain, logs));
+  }
+  return { dir, binDir, etcd: { clientUrl: etcdUrl }, ...(chain ? { chain } : {}), clusters, components };
 }

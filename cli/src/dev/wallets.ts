@@ -1,7 +1,7 @@
-// Addresses and keys for the local federation. Until the dev chain exists (the settlement work
-// brings a keyring with funded keys), a provider's wallet is a fixed, valid bech32 address derived
-// from its name, so onboarding and the Provider CRD see real-looking, stable values. A dev tenant
-// signs its Tenant proof, so it gets a real private key, derived the same way.
+// Keys and addresses for the local federation, derived from names so every machine and run has the
+// same ones: a dev tenant's key (its Tenant proof and its grants), each provider's hot key (signs
+// settlements, holds gas) and payout address, and a faucet that funds test accounts. Public by
+// construction: local federation only.
 import { Secp256k1, sha256 } from '@cosmjs/crypto';
 import { toBech32 } from '@cosmjs/encoding';
 
@@ -23,3 +23,10 @@ export function devPrivateKey(purpose: string): Uint8Array {
   }
   return key;
 }
+
+/** A provider's hot key: its Provider's wallet, the grantee of renters' grants, the settlement signer. */
+export const devProviderHotKey = (provider: string): Uint8Array => devPrivateKey(`provider/${provider}/hot`);
+/** Where a provider's payments go (a cold address: no key is needed to receive). */
+export const devProviderPayout = (provider: string): string => devAddress(`provider/${provider}/payout`);
+/** The dev chain's faucet: funded at genesis so tests and the demo can fund new accounts. */
+export const devFaucetKey = (): Uint8Array => devPrivateKey('chain/faucet');

@@ -938,7 +938,9 @@ export interface UsageRecordSpec {
   evidenceDigest: string;
   /**
    * The provider wallet's secp256k1 signature (64 bytes, base64) over the canonical JSON of this
-   * spec without the signature.
+   * spec without the signature. (A base64 pattern, not format byte: the API server's CEL decodes
+   * byte fields as URL-safe base64, which rejects '/' and '+', and the spec's immutability rule
+   * reads the whole spec.)
    */
   signature?: string;
 }
@@ -984,7 +986,10 @@ export interface UsageRecordStatus {
    * never commit and is safe to sign again.
    */
   timeoutHeight?: number;
-  /** The signed transaction bytes (TxRaw), base64, so it can be re-broadcast after a restart. */
+  /**
+   * The signed transaction bytes (TxRaw), standard base64, so it can be re-broadcast after a
+   * restart.
+   */
   signedTx?: string;
   /** A sentence for humans, e.g. the chain's error for a failed transaction. */
   message?: string;
