@@ -8,6 +8,7 @@ import { Agent } from './agent/agent.js';
 import type { BillingOptions } from './agent/billing.js';
 import { Prometheus } from './metering/prometheus.js';
 import { Chain } from './settlement/chain.js';
+import type { SettlerHooks } from './settlement/settler.js';
 import { keyAddress, parsePrivateKeyHex } from './settlement/keys.js';
 import { loadKubeConfig } from './kube/client.js';
 import { Registry } from './registry/registry.js';
@@ -47,6 +48,24 @@ interface BillingFlags {
   coverPeriods: string;
 }
 
+/**
+ * Fault injection for the exactly-once tests: GPUFED_FAULT_KILL_AT=after-persist|after-send|before-commit-record
+ * makes the agent kill itself with SIGKILL at that point of its first settlement, like a power cut.
+ */
+function faultHooks(): SettlerHooks | undefined {
+  const at = process.env.GPUFED_FAULT_KILL_AT;
+  if (!at) return undefined;
+  const die = () => {
+    process.stderr.write(`GPUFED_FAULT_KILL_AT=${at}: killing the agent with SIGKILL\n`);
+    process.kill(process.pid, 'SIGKILL');
+    return new Promise<void>(() => undefined);
+  };
+  const points: Record<string, keyof SettlerHooks> = { 'after-persist': 'afterPersist', 'after-send': 'afterSend', 'before-commit-record': 'beforeCommitRecord' };
+  const point = points[at];
+  if (!point) throw new Error(`GPUFED_FAULT_KILL_AT must be one of ${Object.keys(points).join(', ')}`);
+  return { [point]: die };
+}
+
 /** Metering and settlement from the agent's flags: all three of Prometheus, chain and key, or none. */
 async function billingFrom(o: BillingFlags): Promise<BillingOptions | undefined> {
   const given = [o.prometheusUrl, o.chainRpc, o.walletKeyFile].filter((x) => x !== undefined).length;
@@ -65,6 +84,7 @@ async function billingFrom(o: BillingFlags): Promise<BillingOptions | undefined>
     scrapeIntervalMs: o.scrapeInterval,
     timeoutBlocks: Number(o.settlementTimeoutBlocks),
     coverPeriods: Number(o.coverPeriods),
+    ...(faultHooks() ? { hooks: faultHooks() } : {}),
   };
 }
 

@@ -17,7 +17,7 @@ import { UsageRecordResource, type UsageRecord, type UsageRecordStatus } from '.
 import type { Kube } from '../kube/client.js';
 import { parseCoin } from '../scheduling/coin.js';
 import { batchMemo, checkMemo, planSettlement, type Isolated, type SettlementPlan } from './batch.js';
-import { decodeExecSends, execMessage, txHash, type Chain, type SignedTx } from './chain.js';
+import { decodeExecSends, execMessage, txHash, type Chain, type FoundTx, type SignedTx } from './chain.js';
 import type { PayerFunds } from './grants.js';
 
 /** CometBFT's "tx already exists in cache": the same bytes are in the mempool already. */
@@ -44,10 +44,20 @@ export interface SettlerOptions {
   now?: () => Date;
   /** Payers that cannot pay what they owe: the caller stops their jobs. */
   onIsolated?: (isolated: Isolated[]) => Promise<void>;
-  /** Test seams for crash points: called after the batch is persisted, and after it was sent. */
-  hooks?: { afterPersist?: (tx: SignedTx) => Promise<void>; afterBroadcast?: (tx: SignedTx) => Promise<void> };
+  /**
+   * Fault-injection seams for the crash tests (GPUFED_FAULT_KILL_AT in operator.ts): after the batch
+   * is persisted and before it is sent; after it was sent and before that is recorded; after its
+   * commit was found and before that is recorded.
+   */
+  hooks?: SettlerHooks;
   /** Counts per outcome for dashboards. */
   onOutcome?: (outcome: SettleOutcome) => void;
+}
+
+export interface SettlerHooks {
+  afterPersist?: (tx: SignedTx) => Promise<void>;
+  afterSend?: (tx: SignedTx) => Promise<void>;
+  beforeCommitRecord?: (txHash: string) => Promise<void>;
 }
 
 export type SettleOutcome =
@@ -91,6 +101,7 @@ export class Settler {
     for (const name of names) await this.writeSigned(byName.get(name), tx, plan.batchId);
     await this.o.hooks?.afterPersist?.(tx);
     const sent = await this.o.chain.broadcast(tx.txBytes);
+    await this.o.hooks?.afterSend?.(tx);
     if (sent.kind === 'rejected' && sent.code !== TX_IN_MEMPOOL_CACHE) {
       // Refused before the mempool, and never sent anywhere else: it cannot commit.
       const reason = `The chain refused the transaction (code ${sent.code} ${sent.codespace}): ${sent.log}`;
@@ -99,7 +110,6 @@ export class Settler {
     }
     // Accepted, or unknown (a timeout may still have delivered it): from here only the chain decides.
     for (const name of names) await this.write(name, { ...signedFields(tx), state: 'Broadcast', message: `Sent in batch ${plan.batchId}; waiting for a block` }, 'False', UsageRecordReason.AwaitingCommit);
-    await this.o.hooks?.afterBroadcast?.(tx);
     return { kind: 'signed', txHash: tx.txHash, payments: plan.payments.length };
   }
 
@@ -147,13 +157,16 @@ export class Settler {
       return { kind: 'alert', txHash: hash, message: 'broadcast batch incomplete' };
     }
     const found = await this.o.chain.findTx(hash);
-    if (found && found.code === 0) {
-      for (const r of mine) await this.write(r.metadata.name ?? '', { ...keep(r.status), state: 'Committed', height: found.height, message: `Paid in block ${found.height}` }, 'True', UsageRecordReason.Committed);
-      this.o.log.info({ txHash: hash, height: found.height, records: mine.length, gasUsed: found.gasUsed }, 'Settlement transaction committed');
-      return { kind: 'committed', txHash: hash, height: found.height, records: mine.length };
-    }
+    if (found && found.code === 0) return this.committed(mine, hash, found);
     if (found) return this.fail(mine, hash, `The transaction failed in block ${found.height} (code ${found.code}): ${found.log}; nothing was transferred and it will be paid in a new one`, UsageRecordReason.TxFailed);
     return this.pending(mine, hash, bytes, first);
+  }
+
+  private async committed(mine: UsageRecord[], hash: string, found: FoundTx): Promise<SettleOutcome> {
+    await this.o.hooks?.beforeCommitRecord?.(hash);
+    for (const r of mine) await this.write(r.metadata.name ?? '', { ...keep(r.status), state: 'Committed', height: found.height, message: `Paid in block ${found.height}` }, 'True', UsageRecordReason.Committed);
+    this.o.log.info({ txHash: hash, height: found.height, records: mine.length, gasUsed: found.gasUsed }, 'Settlement transaction committed');
+    return { kind: 'committed', txHash: hash, height: found.height, records: mine.length };
   }
 
   private async pending(mine: UsageRecord[], hash: string, bytes: Uint8Array, s: UsageRecordStatus | undefined): Promise<SettleOutcome> {
