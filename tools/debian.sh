@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local federation needs that are not built from the Go module
-# proxy: today only Prometheus (the provider clusters' metering store). Does nothing when they are
-# already there, so a warm run is instant; prints the version either way.
+# proxy: Prometheus (the provider clusters' metering store) and a C compiler (the dev chain, wasmd,
+# links its CosmWasm VM with cgo). Does nothing when they are already there, so a warm run is
+# instant; prints the versions either way.
 #
 # The package's own service is never left running: its postinst would start a daemon on :9090
 # (simd's gRPC port), and the federation runs its own Prometheus per cluster on a free loopback
@@ -9,9 +10,9 @@
 # and anything the package started anyway is stopped and disabled afterwards.
 set -euo pipefail
 
-packages=(prometheus)
+packages=(prometheus gcc libc6-dev)
 
-missing() { ! command -v prometheus >/dev/null 2>&1; }
+missing() { ! command -v prometheus >/dev/null 2>&1 || ! command -v gcc >/dev/null 2>&1; }
 
 stop_service() {
   # Best effort: no systemd or no SysV script in a container is fine.
@@ -26,7 +27,7 @@ stop_service() {
 
 if missing; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "error: Prometheus is missing; run tools/debian.sh as root (or: sudo apt-get install --no-install-recommends ${packages[*]})" >&2
+    echo "error: Prometheus or gcc is missing; run tools/debian.sh as root (or: sudo apt-get install --no-install-recommends ${packages[*]})" >&2
     exit 2
   fi
   command -v apt-get >/dev/null 2>&1 || { echo "error: no apt-get: install ${packages[*]} (>= 2.42) with your package manager" >&2; exit 2; }
@@ -47,3 +48,4 @@ if missing; then
 fi
 
 prometheus --version 2>&1 | head -n 1
+gcc --version | head -n 1
