@@ -1,11 +1,13 @@
 // gpufed: one CLI for providers, renters and federation operators (also `kubectl gpufed`).
 import { Command, CommanderError } from 'commander';
 import { packageVersion } from '../../operator/src/version.js';
+import { budgetCommand } from './commands/budget.js';
 import { devCommand } from './commands/dev.js';
 import { jobsCommand } from './commands/jobs.js';
 import { providerCommand } from './commands/provider.js';
 import { quoteCommand } from './commands/quote.js';
 import { registryCommand } from './commands/registry.js';
+import { settlementsCommand } from './commands/settlements.js';
 import { tenantCommand } from './commands/tenant.js';
 import { ExitError, UsageError } from './output.js';
 
@@ -20,11 +22,13 @@ function strict(cmd: Command): Command {
 
 export function program(): Command {
   const p = new Command('gpufed').description('Federate home GPU clusters into one market: run, rent and settle GPU time').version(version);
+  p.addCommand(budgetCommand());
   p.addCommand(devCommand());
   p.addCommand(jobsCommand());
   p.addCommand(providerCommand());
   p.addCommand(quoteCommand());
   p.addCommand(registryCommand());
+  p.addCommand(settlementsCommand());
   p.addCommand(tenantCommand());
   return strict(p);
 }
