@@ -54,10 +54,14 @@ test: build tools check ## Everything: checks, unit and integration tests
 .PHONY: bench
 bench: build tools ## Benchmarks (numbers go to bench/RESULTS.md, never into test assertions)
 	node dist/bench/federation-startup.js 3 2
+	node dist/bench/settlement-gas.js
 
 .PHONY: demo
 demo: build tools ## Start the local federation, show it, and leave it running
 	node dist/cli/src/gpufed.js dev up
+	@# The renter carol grants each provider a budget on the dev chain (the registry places only what a grant covers).
+	node dist/cli/src/gpufed.js budget grant --provider alice --limit 100000000ustake --dev-key carol --kubeconfig .gpufed/dev/tenant-carol.kubeconfig
+	node dist/cli/src/gpufed.js budget grant --provider bob --limit 100000000ustake --dev-key carol --kubeconfig .gpufed/dev/tenant-carol.kubeconfig
 	@echo
 	@echo "The federation keeps running. Try:"
 	@echo "  . .gpufed/dev/env      # kubectl contexts gpufed-registry, gpufed-alice, gpufed-bob; Node 26 on PATH"
@@ -66,6 +70,8 @@ demo: build tools ## Start the local federation, show it, and leave it running
 	@echo "  npx gpufed dev status"
 	@echo "  kubectl --kubeconfig .gpufed/dev/tenant-carol.kubeconfig apply -f crds/samples/computejob-train-rtx4090.yaml   # as renter carol"
 	@echo "  npx gpufed jobs list --kubeconfig .gpufed/dev/tenant-carol.kubeconfig                                        # placed by the registry"
+	@echo "  kubectl --context gpufed-registry get usagerecords -A                                                          # metered every 10 s, paid on chain"
+	@echo "  npx gpufed budget show --dev-key carol --kubeconfig .gpufed/dev/tenant-carol.kubeconfig                       # what carol's grants have left"
 	@echo "Stop it with: make down (or npx gpufed dev down)"
 
 .PHONY: status

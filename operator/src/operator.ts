@@ -46,6 +46,9 @@ interface BillingFlags {
   scrapeInterval: number;
   settlementTimeoutBlocks: string;
   coverPeriods: string;
+  leaseDuration: number;
+  renewDeadline: number;
+  retryPeriod: number;
 }
 
 /**
@@ -84,6 +87,7 @@ async function billingFrom(o: BillingFlags): Promise<BillingOptions | undefined>
     scrapeIntervalMs: o.scrapeInterval,
     timeoutBlocks: Number(o.settlementTimeoutBlocks),
     coverPeriods: Number(o.coverPeriods),
+    lease: { durationMs: o.leaseDuration, renewDeadlineMs: o.renewDeadline, retryPeriodMs: o.retryPeriod },
     ...(faultHooks() ? { hooks: faultHooks() } : {}),
   };
 }
@@ -113,6 +117,9 @@ program
   .addOption(new Option('--scrape-interval <duration>', "the Prometheus scrape interval of kube-state-metrics").default(30_000, '30s').argParser(parseDuration))
   .option('--settlement-timeout-blocks <n>', 'blocks a settlement transaction may wait before it is signed anew', '50')
   .option('--cover-periods <n>', "settlement periods a payer's grant must cover before a job starts", '1')
+  .addOption(new Option('--lease-duration <duration>', 'the signer Lease (one agent replica meters and signs): how long it lasts without renewal').default(15_000, '15s').argParser(parseDuration))
+  .addOption(new Option('--renew-deadline <duration>', 'the signer gives up signing when it could not renew the Lease for this long').default(10_000, '10s').argParser(parseDuration))
+  .addOption(new Option('--retry-period <duration>', 'how often to renew or try to acquire the signer Lease').default(2_000, '2s').argParser(parseDuration))
   .action(async (o: { provider: string; kubeconfig?: string; registryKubeconfig: string; namespace?: string; heartbeat: number; resync: number; fencingTimeout: number; jobsNamespace: string; runtimeClass: string; simulate?: boolean; metricsAddr: string } & BillingFlags) => {
     const log = makeLogger('agent');
     const metrics = new Metrics();

@@ -40,9 +40,12 @@ async function agentRunsJobsAndSurvivesKill9(dir: string): Promise<void> {
       model: 'NVIDIA-H100-80GB-HBM3',
       pricePerGpuHour: '1000000ustake',
       maxDurationSeconds: 600,
-      payer: 'cosmos1mk8fzcygt80ykycmzejuh6nsrln63lszqw8vmh',
+      payer: 'cosmos1hgaht9uh5ng8aqvq75ft9ct44vc2unh2tqx662', // the dev tenant carol
     },
   };
+  // The dev agent meters and settles on the dev chain: it starts a job only if the payer's grant covers it.
+  const grant = await cli(['budget', 'grant', '--provider', 'dave', '--limit', '10000000ustake', '--dev-key', 'carol', '--dev-dir', dir, '--kubeconfig', join(dir, 'tenant-carol.kubeconfig')]);
+  expect(grant.code).toBe(0);
   expect((await kubectlIn(dir, 'registry.kubeconfig', ['apply', '-f', '-'], JSON.stringify(assignment))).code).toBe(0);
   const phase = async () => (await kubectlIn(dir, 'registry.kubeconfig', ['get', 'assignment', 'kill9', '-n', 'gpufed-provider-dave', '-o', 'jsonpath={.status.phase}'])).stdout;
   const podUid = async () => (await kubectlIn(dir, 'provider-dave.kubeconfig', ['get', 'pod', 'kill9-e1', '-n', 'gpufed-jobs', '-o', 'jsonpath={.metadata.uid}'])).stdout;
@@ -57,6 +60,13 @@ async function agentRunsJobsAndSurvivesKill9(dir: string): Promise<void> {
   expect(started.stdout).toMatch(/Started agent-dave/);
   await eventually('kill9 Succeeded', async () => ((await phase()) === 'Succeeded' ? true : undefined), 60_000);
   expect(await podUid()).toBe(uid); // adopted, not re-created
+  // …and metered from dave's Prometheus and paid on the dev chain, across the kill, in one final chain of records.
+  const paid = await eventually('kill9 paid', async () => {
+    const r = await kubectlIn(dir, 'registry.kubeconfig', ['get', 'usagerecords', '-n', 'gpufed-provider-dave', '-l', 'gpufed.io/job-uid=11111111-2222-4333-8444-555555555555', '-o', 'json']);
+    const items = (JSON.parse(r.stdout || '{"items":[]}') as { items: { spec: { final?: boolean }; status?: { state?: string } }[] }).items;
+    return items.some((i) => i.spec.final) && items.every((i) => ['Committed', 'NothingDue'].includes(i.status?.state ?? '')) ? items : undefined;
+  }, 60_000, 1000);
+  expect(paid.length).toBeGreaterThan(0);
 
   expect((await cli(['dev', 'stop', 'agent-dave', '--dir', dir])).stdout).toMatch(/Stopped agent-dave/);
   expect((await cli(['dev', 'start', 'agent-dave', '--dir', dir])).code).toBe(0);

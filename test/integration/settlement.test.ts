@@ -4,9 +4,11 @@
 // the registry places only what a grant covers. Every test checks money on chain: what the payout
 // address received equals the sum of the UsageRecords, and nothing is ever paid twice.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Secp256k1 } from '@cosmjs/crypto';
 import { toHex } from '@cosmjs/encoding';
+import { verifyUsageRecord } from '../../operator/src/metering/evidence.js';
 import * as k8s from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { ComputeJobResource, type ComputeJob, type UsageRecord } from '../../operator/src/api/index.js';
@@ -45,6 +47,7 @@ const registryKubeconfigs = new Map<string, string>();
 interface AgentProcess {
   proc: ChildProcess;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  log: string;
 }
 
 let agentRuns = 0;
@@ -54,7 +57,8 @@ function startAgent(provider: string, env: Record<string, string> = {}): AgentPr
   writeFileSync(keyFile, toHex(devProviderHotKey(provider)), { mode: 0o600 });
   const logs = join(testDir(), 'logs');
   mkdirSync(logs, { recursive: true });
-  const out = createWriteStream(join(logs, `settlement-agent-${provider}-${agentRuns++}.log`));
+  const logFile = join(logs, `settlement-agent-${provider}-${agentRuns++}.log`);
+  const out = createWriteStream(logFile);
   const args = [
     join(repoRoot(), 'dist', 'operator', 'src', 'main.js'),
     'agent',
@@ -73,12 +77,16 @@ function startAgent(provider: string, env: Record<string, string> = {}): AgentPr
     `--settlement-period=${PERIOD}`,
     '--scrape-interval=2s',
     '--settlement-timeout-blocks=20',
+    // A killed signer's Lease must run out before its replacement signs: keep that short here.
+    '--lease-duration=4s',
+    '--renew-deadline=3s',
+    '--retry-period=500ms',
   ];
   const proc = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout?.pipe(out);
   proc.stderr?.pipe(out);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  const a = { proc, exited };
+  const a = { proc, exited, log: logFile };
   agents.set(provider, a);
   return a;
 }
@@ -206,7 +214,10 @@ describe('metering and settlement on the chain', () => {
       expect(r.spec).toMatchObject({ payer: carol.address, payee: payout });
       expect(r.spec.evidenceDigest).toMatch(/^[0-9a-f]{64}$/);
       expect(r.spec.signature).toMatch(/^[A-Za-z0-9+/]{86}==$/);
+      expect(verifyUsageRecord(r.spec, Secp256k1.makeKeypair(devProviderHotKey('alice')).pubkey)).toBe(true);
     }
+    // Utilisation and energy from the DCGM-shaped exporter (90 % is what it reports for a busy GPU).
+    expect(records.some((r) => r.spec.gpuUtilizationPercent === 90 && (r.spec.energyMillijoules ?? 0) > 0)).toBe(true);
   });
 
   it.each([
@@ -234,6 +245,23 @@ describe('metering and settlement on the chain', () => {
     for (const r of atDeath) expect(records.find((x) => x.metadata.name === r.metadata.name)?.status).toMatchObject({ state: 'Committed', txHash: hash });
     expect(await balance(chain, payout)).toBe(before + sum(records));
     await stopAgent('bob');
+  });
+
+  it('lets only one of two agent replicas of a provider meter and sign (the signer Lease)', async () => {
+    const first = agents.get('alice') as AgentProcess;
+    const second = startAgent('alice'); // a second replica, e.g. a rollout overlapping the old pod
+    agents.set('alice-2', second);
+    agents.set('alice', first);
+    const payout = devProviderPayout('alice');
+    const before = await balance(chain, payout);
+    const name = await submit(carol, job(RTX4090, { duration: '6s' }));
+    const done = await settled(carol, name);
+    const records = await recordsOf(done);
+    expectBooks(records, 1_200_000n, await podRunMs('alice', done));
+    expect(await balance(chain, payout)).toBe(before + sum(records));
+    const signedBy = [first, second].filter((a) => readFileSync(a.log, 'utf8').includes('Signed a settlement transaction'));
+    expect(signedBy).toEqual([first]);
+    await stopAgent('alice-2');
   });
 
   it('settles when the chain comes back after being stopped for a while, nothing twice', async () => {

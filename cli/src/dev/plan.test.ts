@@ -123,3 +123,28 @@ describe('planFederation with monitoring and agents', () => {
     expect(new Set(used).size).toBe(used.length);
   });
 });
+
+describe('planFederation with the chain', () => {
+  const full: PlanInput = {
+    ...input(),
+    agents: { entry: '/repo/dist/operator/src/main.js', node: '/node' },
+    monitoring: { node: '/node', exporterEntry: '/repo/dist/test/support/dcgm-exporter.js' },
+    chain: { agentKeyFile: (p) => `/tmp/fed/agent-${p}.key`, payout: (p) => `payout-of-${p}` },
+  };
+  const plan = planFederation(full, Array.from({ length: portsNeeded(2, true, true, true) }, (_, i) => 22000 + i));
+
+  it('starts the chain with etcd, and points every agent at its Prometheus, the chain, its key and payout', () => {
+    expect(plan.components.find((c) => c.name === 'chain')?.stage).toBe(0);
+    expect(plan.chain?.endpoints.rpcUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const alice = plan.components.find((c) => c.name === 'agent-alice')?.args ?? [];
+    expect(arg(alice, '--prometheus-url')).toBe(plan.clusters.find((c) => c.name === 'alice')?.prometheusUrl);
+    expect(arg(alice, '--chain-rpc')).toBe(plan.chain?.endpoints.rpcUrl);
+    expect(arg(alice, '--wallet-key-file')).toBe('/tmp/fed/agent-alice.key');
+    expect(arg(alice, '--payout')).toBe('payout-of-alice');
+    expect(arg(alice, '--settlement-period')).toBe('10s');
+  });
+
+  it('has the registry replicas check payments on the same chain', () => {
+    for (const r of plan.components.filter((c) => c.name.startsWith('registry-'))) expect(arg(r.args, '--chain-rpc')).toBe(plan.chain?.endpoints.rpcUrl);
+  });
+});

@@ -169,6 +169,9 @@ function agentComponent(input: PlanInput, cl: ClusterPlan, metricsPort: number, 
           `--settlement-period=${DEV_TIMING.settlementPeriod}`,
           `--scrape-interval=${DEV_TIMING.scrapeInterval}`,
           `--settlement-timeout-blocks=${DEV_TIMING.settlementTimeoutBlocks}`,
+          `--lease-duration=${DEV_TIMING.leaseDuration}`,
+          `--renew-deadline=${DEV_TIMING.renewDeadline}`,
+          `--retry-period=${DEV_TIMING.retryPeriod}`,
         ]
       : [];
   return {

@@ -3,8 +3,10 @@
 // one step at a time, so there is one signer and one transaction in flight (settler.ts).
 import type { Logger } from 'pino';
 import { UsageRecordResource, type Assignment, type UsageRecord } from '../api/index.js';
+import { hostname } from 'node:os';
 import { Kube } from '../kube/client.js';
 import { listCustom } from '../kube/informer.js';
+import { LeaderElector } from '../kube/leader.js';
 import { Meter } from '../metering/meter.js';
 import type { Prometheus } from '../metering/prometheus.js';
 import { parseCoin } from '../scheduling/coin.js';
@@ -35,14 +37,21 @@ export interface BillingOptions {
   tickMs?: number;
   /** Settlement periods a payer's grant must cover before a job starts (default 1). */
   coverPeriods?: number;
+  /** This process in the signer Lease (default <hostname>_<pid>). */
+  identity?: string;
+  /** The signer Lease's timing (client-go defaults 15 s / 10 s / 2 s). */
+  lease?: { durationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
   hooks?: SettlerOptions['hooks'];
 }
 
 export const BILLING_FIELD_MANAGER = 'gpufed-agent/settlement';
+/** The Lease in the provider's namespace on the registry: only its holder meters and signs (one signer per key). */
+export const SIGNER_LEASE = 'gpufed-agent-signer';
 
 export class Billing {
   readonly meter: Meter;
   readonly settler: Settler;
+  private readonly elector: LeaderElector;
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = false;
@@ -96,6 +105,25 @@ export class Billing {
       onOutcome: (out) => o.metrics.settlementOutcomes.inc({ outcome: out.kind }),
       ...(o.hooks ? { hooks: o.hooks } : {}),
     });
+    // Two agent replicas (or an old process not quite dead) must never sign with the same key at
+    // once: the holder of this Lease is the only one that meters and settles. The account sequence
+    // (at most one transaction per sequence commits) stays the backstop.
+    this.elector = new LeaderElector(o.registry, {
+      lease: { name: SIGNER_LEASE, namespace: o.namespace },
+      identity: o.identity ?? `${hostname()}_${process.pid}`,
+      ...(o.lease?.durationMs ? { leaseDurationMs: o.lease.durationMs } : {}),
+      ...(o.lease?.renewDeadlineMs ? { renewDeadlineMs: o.lease.renewDeadlineMs } : {}),
+      ...(o.lease?.retryPeriodMs ? { retryPeriodMs: o.lease.retryPeriodMs } : {}),
+      onStartedLeading: () => o.log.info({ lease: SIGNER_LEASE }, 'Became the signer: metering and settling'),
+      onStoppedLeading: () => o.log.warn({ lease: SIGNER_LEASE }, 'No longer the signer: not settling'),
+      onError: (err) => o.log.warn({ err: (err as Error).message }, 'Signer lease round failed'),
+      now: o.now,
+    });
+  }
+
+  /** Whether this process holds the signer Lease. */
+  get isSigner(): boolean {
+    return this.elector.isLeader;
   }
 
   get periodMs(): number {
@@ -103,6 +131,7 @@ export class Billing {
   }
 
   start(): void {
+    this.elector.start();
     const tick = this.o.tickMs ?? Math.min(30_000, Math.max(1000, Math.floor(this.periodMs / 5)));
     this.timer = setInterval(() => void this.step(), tick);
     this.timer.unref();
@@ -112,11 +141,12 @@ export class Billing {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.running;
+    await this.elector.stop(); // releases the Lease: a replacement signs at once
   }
 
   /** One round: meter what is due, then one settlement step. Never two at once. */
   step(): Promise<void> {
-    if (this.running || this.stopped) return this.running ?? Promise.resolve();
+    if (this.running || this.stopped || !this.elector.isLeader) return this.running ?? Promise.resolve();
     this.running = this.round().finally(() => (this.running = undefined));
     return this.running;
   }

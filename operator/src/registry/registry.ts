@@ -493,7 +493,7 @@ export class Registry {
     }
   }
 
-  private async reconcileTenant(name: string): Promise<void> {
+  private async reconcileTenant(name: string): Promise<{ requeueAfterMs: number } | void> {
     const tenant = this.tenants.get(name);
     if (!tenant) return;
     let exists = true;
@@ -504,10 +504,13 @@ export class Registry {
       exists = false;
     }
     const want: TenantStatus = decideTenant(tenant, exists, this.now());
-    if (isDeepStrictEqual(normalized(tenant.status), normalized(want))) return;
+    // Namespaces are not watched: onboarding may create the namespace just after the Tenant, so look again soon.
+    const again = exists ? undefined : { requeueAfterMs: 2000 };
+    if (isDeepStrictEqual(normalized(tenant.status), normalized(want))) return again;
     await this.kube.applyStatus(TenantResource, name, undefined, want);
     this.o.metrics.registryWrites.inc({ resource: 'tenants', verb: 'apply_status' });
     this.o.log.info({ tenant: name, verified: want.verifiedAddress !== undefined }, 'Checked tenant proof');
+    return again;
   }
 
   // ------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import { canonicalJson } from '../metering/evidence.js';
 import { parseCoin } from '../scheduling/coin.js';
 import { covers, type FundsReason, type PayerFunds } from './grants.js';
 
-/** Inner messages per MsgExec: the SDK unpacks at most 100 Anys per message; half of that keeps a failure cheap. */
+/** Inner messages per MsgExec: the SDK decodes at most 100 Anys per message, the MsgExec included (99 sends; bench/RESULTS.md); half keeps a failure cheap. */
 export const MAX_MESSAGES = 50;
 /** The Cosmos SDK's default max_memo_characters (bytes, in fact); chains may set their own. */
 export const DEFAULT_MAX_MEMO_BYTES = 256;
