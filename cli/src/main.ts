@@ -4,6 +4,7 @@ import { packageVersion } from '../../operator/src/version.js';
 import { budgetCommand } from './commands/budget.js';
 import { devCommand } from './commands/dev.js';
 import { jobsCommand } from './commands/jobs.js';
+import { offersCommand } from './commands/offers.js';
 import { providerCommand } from './commands/provider.js';
 import { quoteCommand } from './commands/quote.js';
 import { registryCommand } from './commands/registry.js';
@@ -25,6 +26,7 @@ export function program(): Command {
   p.addCommand(budgetCommand());
   p.addCommand(devCommand());
   p.addCommand(jobsCommand());
+  p.addCommand(offersCommand());
   p.addCommand(providerCommand());
   p.addCommand(quoteCommand());
   p.addCommand(registryCommand());
