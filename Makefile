@@ -57,21 +57,21 @@ bench: build tools ## Benchmarks (numbers go to bench/RESULTS.md, never into tes
 	node dist/bench/settlement-gas.js
 
 .PHONY: demo
-demo: build tools ## Start the local federation, show it, and leave it running
+demo: build tools ## Start the local federation, run the main job (apply → Succeeded → paid on chain), leave it running
 	node dist/cli/src/gpufed.js dev up
-	@# The renter carol grants each provider a budget on the dev chain (the registry places only what a grant covers).
-	node dist/cli/src/gpufed.js budget grant --provider alice --limit 100000000ustake --dev-key carol --kubeconfig .gpufed/dev/tenant-carol.kubeconfig
-	node dist/cli/src/gpufed.js budget grant --provider bob --limit 100000000ustake --dev-key carol --kubeconfig .gpufed/dev/tenant-carol.kubeconfig
+	@# Renter carol grants each provider a budget, applies examples/computejob-train.yaml, follows it to
+	@# Succeeded, reads its log, and waits until it is paid: records, transaction, balances, one summary line.
+	node dist/cli/src/gpufed.js dev demo
 	@echo
 	@echo "The federation keeps running. Try:"
 	@echo "  . .gpufed/dev/env      # kubectl contexts gpufed-registry, gpufed-alice, gpufed-bob; Node 26 on PATH"
-	@echo "  kubectl --context gpufed-alice get nodes -L nvidia.com/gpu.product"
-	@echo "  kubectl --context gpufed-registry get crd | grep gpufed"
-	@echo "  npx gpufed dev status"
-	@echo "  kubectl --kubeconfig .gpufed/dev/tenant-carol.kubeconfig apply -f crds/samples/computejob-train-rtx4090.yaml   # as renter carol"
-	@echo "  npx gpufed jobs list --kubeconfig .gpufed/dev/tenant-carol.kubeconfig                                        # placed by the registry"
+	@echo "  npx gpufed dev status                                                                                        # components, chain height"
+	@echo "  kubectl --kubeconfig .gpufed/dev/tenant-carol.kubeconfig get computejobs                                     # as renter carol: PHASE PROVIDER COST"
+	@echo "  kubectl --kubeconfig .gpufed/dev/tenant-carol.kubeconfig apply -f crds/samples/computejob-train-rtx4090.yaml   # submit another"
+	@echo "  npx gpufed jobs list --kubeconfig .gpufed/dev/tenant-carol.kubeconfig                                        # then: gpufed jobs logs <name>"
 	@echo "  kubectl --context gpufed-registry get usagerecords -A                                                          # metered every 10 s, paid on chain"
 	@echo "  npx gpufed budget show --dev-key carol --kubeconfig .gpufed/dev/tenant-carol.kubeconfig                       # what carol's grants have left"
+	@echo "  npx gpufed dev demo                                                                                          # the main job again (a new name)"
 	@echo "Stop it with: make down (or npx gpufed dev down)"
 
 .PHONY: status

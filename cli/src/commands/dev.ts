@@ -1,7 +1,9 @@
 // `gpufed dev up|status|down`: the local federation for demos, tests and development.
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { AlreadyRunningError, down, readState, startComponent, status, stopComponent, up, type StatusReport } from '../dev/federation.js';
-import { devDir } from '../dev/paths.js';
+import { demoSummary, runDemo, type DemoResult } from '../dev/demo.js';
+import { devDir, repoRoot } from '../dev/paths.js';
 import { bold, dim, green, outputOption, print, progress, red, table, UsageError, type OutputFormat } from '../output.js';
 
 function positiveInt(v: string): number {
@@ -115,5 +117,30 @@ Examples:
       }
       process.stdout.write(r.stopped.length > 0 ? `Stopped ${r.stopped.length} processes; nothing of ${dir} is left running.\n` : `Nothing was running in ${dir}.\n`);
     });
+  dev
+    .command('demo')
+    .description("The main job: renter carol applies a ComputeJob, follows it to Succeeded, reads its log, and sees it paid on chain")
+    .option('-f, --file <job.yaml>', 'the ComputeJob to run (its name gets a unique suffix)', join(repoRoot(), 'examples', 'computejob-train.yaml'))
+    .option('--dir <dir>', 'state directory (default: $GPUFED_DEV_DIR or .gpufed/dev)')
+    .addOption(outputOption())
+    .addHelpText('after', '\nExamples:\n  $ gpufed dev up && gpufed dev demo\n  $ gpufed dev demo -f my-job.yaml -o json')
+    .action(async (o: { file: string; dir?: string; output: OutputFormat }) => {
+      const r = await runDemo(o.dir ?? devDir(), o.file, progress());
+      print(o.output, r, () => demoReport(r));
+    });
+
   return dev;
+}
+
+function demoReport(r: DemoResult): string {
+  const log = r.log ? `${bold('Its log')} (relayed by the registry):\n${r.log.trimEnd().split('\n').map((l) => `  ${l}`).join('\n')}` : dim('No log was pushed.');
+  const records = table(
+    ['usage record', 'period end', 'gpu-ms', 'amount', 'state', 'tx'],
+    r.records.map((x) => [x.name, x.periodEnd, String(x.gpuMs), x.amount, x.state, x.txHash ? `${x.txHash.slice(0, 16)}…` : '-']),
+  );
+  const balances = table(
+    ['account', 'address', 'before', 'after', 'change'],
+    r.balances.map((b) => [b.who, b.address, b.before, b.after, b.change.startsWith('-') ? b.change : `+${b.change}`]),
+  );
+  return [log, '', bold('Metered and settled:'), records, '', bold('Balances (ustake):'), balances, '', green(demoSummary(r))].join('\n');
 }
