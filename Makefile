@@ -38,6 +38,7 @@ check: build ## Lint, type-check, and check that generated code matches crds/
 	npx tsc -p tsconfig.json --noEmit
 	npx eslint .
 	node dist/tools/gen-api-types.js --check
+	h=$${GPUFED_BIN_DIR:-$${GPUFED_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/gpufed}/bin}/helm; for c in charts/*/; do $$h lint --strict "$$c" -f "$$c/ci/lint-values.yaml"; done
 
 .PHONY: test-unit
 test-unit: deps ## Unit tests (pure logic, no processes)

@@ -13,7 +13,7 @@ import { costOf, covers, type PayerFunds } from '../settlement/grants.js';
 import { settledState, settlementStatus } from './settlement-status.js';
 import { ASSIGNMENT_NAME_ANNOTATION, JobLabel, MANAGED_BY } from '../agent/jobpod.js';
 import { Kube } from '../kube/client.js';
-import { apiErrorMessage, isNotFound } from '../kube/errors.js';
+import { apiErrorCode, apiErrorMessage, isNotFound } from '../kube/errors.js';
 import { Watched, allPath, listAllCustom } from '../kube/informer.js';
 import { LeaderElector } from '../kube/leader.js';
 import { RecentWrites } from '../kube/recent-writes.js';
@@ -402,7 +402,9 @@ export class Registry {
       if (!present) this.o.log.info({ job: keyOf(job) }, 'Released cancelled job');
       return written;
     } catch (e) {
-      if (!present && isNotFound(e)) return job;
+      // Releasing a job that is already gone: an apply to a missing object is a create, which the
+      // schema refuses (422) for want of a spec. Either way there is nothing left to release.
+      if (!present && (isNotFound(e) || apiErrorCode(e) === 422)) return job;
       throw e;
     }
   }
