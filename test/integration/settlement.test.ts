@@ -76,7 +76,8 @@ function startAgent(provider: string, env: Record<string, string> = {}): AgentPr
     `--payout=${devProviderPayout(provider)}`,
     `--settlement-period=${PERIOD}`,
     '--scrape-interval=2s',
-    '--settlement-timeout-blocks=20',
+    // Long enough (~30 s) that a restarted agent normally finds its batch still live.
+    '--settlement-timeout-blocks=60',
     // A killed signer's Lease must run out before its replacement signs: keep that short here.
     '--lease-duration=4s',
     '--renew-deadline=3s',
@@ -241,8 +242,18 @@ describe('metering and settlement on the chain', () => {
     const done = await settled(carol, name);
     const records = await recordsOf(done);
     expectBooks(records, 1_400_007n, await podRunMs('bob', done));
-    // The batch signed before the kill is the one that paid: same bytes, same hash, one transfer.
-    for (const r of atDeath) expect(records.find((x) => x.metadata.name === r.metadata.name)?.status).toMatchObject({ state: 'Committed', txHash: hash });
+    const again = atDeath.map((r) => records.find((x) => x.metadata.name === r.metadata.name)?.status);
+    if (await chain.findTx(hash)) {
+      // The batch signed before the kill is the one that paid: same bytes, same hash.
+      for (const s of again) expect(s).toMatchObject({ state: 'Committed', txHash: hash });
+    } else {
+      // Only possible when the restart came after its timeout height with the sequence unused (a
+      // slow machine): then it can never commit, and the same records were paid by a new one.
+      expect(onChainAtDeath).toBe(false);
+      expect(await chain.height()).toBeGreaterThan(atDeath[0]?.status?.timeoutHeight ?? Infinity);
+      for (const s of again) expect(s?.state).toBe('Committed');
+    }
+    // Either way: one transfer for what was used.
     expect(await balance(chain, payout)).toBe(before + sum(records));
     await stopAgent('bob');
   });

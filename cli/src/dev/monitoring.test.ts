@@ -115,19 +115,27 @@ describe('prometheusConfig', () => {
     expect(config().global.scrape_interval).toBe('2s');
   });
 
+  it('labels every target with its cluster, so local queries (the dashboards) can select on it', () => {
+    for (const shape of ['pod', 'exported'] as const) {
+      const c = config({ dcgmShape: shape });
+      expect(c.scrape_configs.map((s) => s.job_name)).toEqual(['kube-state-metrics', 'gpufed-agent', 'dcgm-exporter']);
+      for (const s of c.scrape_configs) expect(s.static_configs.map((t) => t.labels?.cluster)).toEqual(['bob']);
+    }
+  });
+
   it('keeps kube-state-metrics’ own namespace and pod labels', () => {
     expect(job(config(), ScrapeJob.KubeStateMetrics)?.honor_labels).toBe(true);
   });
 
   it('shape pod: keeps the workload’s pod, namespace and container on DCGM series', () => {
     const dcgm = job(config({ dcgmShape: 'pod' }), ScrapeJob.Dcgm);
-    expect(dcgm).toEqual({ job_name: 'dcgm-exporter', honor_labels: true, static_configs: [{ targets: ['127.0.0.1:2'] }] });
+    expect(dcgm).toEqual({ job_name: 'dcgm-exporter', honor_labels: true, static_configs: [{ targets: ['127.0.0.1:2'], labels: { cluster: 'bob' } }] });
   });
 
   it('shape exported: attaches the exporter pod’s own labels, as a stock ServiceMonitor does, so the workload’s become exported_*', () => {
     const dcgm = job(config({ dcgmShape: 'exported' }), ScrapeJob.Dcgm);
     expect(dcgm?.honor_labels).toBe(false);
-    expect(dcgm?.static_configs).toEqual([{ targets: ['127.0.0.1:2'], labels: dcgmTargetLabels('bob') }]);
+    expect(dcgm?.static_configs).toEqual([{ targets: ['127.0.0.1:2'], labels: { ...dcgmTargetLabels('bob'), cluster: 'bob' } }]);
     expect(Object.keys(dcgmTargetLabels('bob')).sort()).toEqual(['container', 'endpoint', 'namespace', 'pod', 'service']);
   });
 

@@ -115,13 +115,22 @@ export function dcgmTargetLabels(cluster: string): Record<string, string> {
   return { namespace: 'monitoring', pod: `dcgm-exporter-${suffix}`, container: 'exporter', service: 'dcgm-exporter', endpoint: 'metrics' };
 }
 
+/** The target label every scrape job of a cluster's Prometheus attaches: `cluster=<name>`. */
+export function clusterTargetLabels(cluster: string): { cluster: string } {
+  return { cluster };
+}
+
 /** The cluster's Prometheus configuration (YAML). */
 export function prometheusConfig(input: PrometheusConfigInput): string {
   const interval = input.scrapeInterval ?? MONITORING_DEFAULTS.scrapeInterval;
+  // external_labels reach only data that leaves this Prometheus; a target label puts `cluster` on
+  // every local series too, so the dashboards' `cluster` variable and filters work here as well
+  // (none of the scraped exporters emits a `cluster` label of its own, so honor_labels changes nothing).
+  const cluster = clusterTargetLabels(input.cluster);
   const dcgm =
     input.dcgmShape === 'pod'
-      ? { job_name: ScrapeJob.Dcgm, honor_labels: true, static_configs: [{ targets: [input.targets.dcgmExporter] }] }
-      : { job_name: ScrapeJob.Dcgm, honor_labels: false, static_configs: [{ targets: [input.targets.dcgmExporter], labels: dcgmTargetLabels(input.cluster) }] };
+      ? { job_name: ScrapeJob.Dcgm, honor_labels: true, static_configs: [{ targets: [input.targets.dcgmExporter], labels: cluster }] }
+      : { job_name: ScrapeJob.Dcgm, honor_labels: false, static_configs: [{ targets: [input.targets.dcgmExporter], labels: { ...dcgmTargetLabels(input.cluster), ...cluster } }] };
   const config = {
     global: {
       scrape_interval: interval,
@@ -133,8 +142,8 @@ export function prometheusConfig(input: PrometheusConfigInput): string {
     },
     scrape_configs: [
       // KSM's series carry the objects' namespace/pod: keep them (kube-prometheus-stack does too).
-      { job_name: ScrapeJob.KubeStateMetrics, honor_labels: true, static_configs: [{ targets: [input.targets.kubeStateMetrics] }] },
-      ...(input.targets.agent ? [{ job_name: ScrapeJob.Agent, static_configs: [{ targets: [input.targets.agent] }] }] : []),
+      { job_name: ScrapeJob.KubeStateMetrics, honor_labels: true, static_configs: [{ targets: [input.targets.kubeStateMetrics], labels: cluster }] },
+      ...(input.targets.agent ? [{ job_name: ScrapeJob.Agent, static_configs: [{ targets: [input.targets.agent], labels: cluster }] }] : []),
       dcgm,
     ],
   };
