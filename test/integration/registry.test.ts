@@ -90,6 +90,14 @@ beforeAll(async () => {
   scoped.set('bob', await agentRegistryConfig('bob', [{ model: A6000, pricePerGpuHour: '1400000ustake' }]));
   await Promise.all([withoutWork('alice'), withoutWork('bob')]);
   await Promise.all([startAgent('alice'), startAgent('bob')]);
+  // An earlier test file's agent may have stopped before it reported its last pod gone: wait until
+  // the agents have brought every GpuNode up to date (all GPUs free again) before the registry places.
+  for (const p of ['alice', 'bob']) {
+    await eventually(`${p}'s GpuNodes all free`, async () => {
+      const list = (await custom().listNamespacedCustomObject({ group: 'gpufed.io', version: 'v1alpha1', plural: 'gpunodes', namespace: `gpufed-provider-${p}` })) as { items: { status?: { allocatable?: number; free?: number } }[] };
+      return list.items.length > 0 && list.items.every((g) => g.status?.free === g.status?.allocatable) ? true : undefined;
+    }, 30_000);
+  }
   registryMetrics = new Metrics({ defaultMetrics: false });
   registry = new Registry({ kc: kubeConfig('registry'), identity: 'test', leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500, heartbeatTimeoutMs: 3000, providerLostTimeoutMs: 8000, deadlineGraceMs: 2000, metrics: registryMetrics, log: log() });
   await registry.start();
