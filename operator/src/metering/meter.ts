@@ -8,8 +8,8 @@ import { UsageRecordResource, type Assignment, type UsageRecord, type UsageRecor
 import { JobLabel } from '../agent/jobpod.js';
 import type { Kube } from '../kube/client.js';
 import { evidenceDigest, evidenceFor, signUsageRecord } from './evidence.js';
-import type { Prometheus } from './prometheus.js';
-import { podCompletedQuery, podEnergyQuery, podGpusQuery, podLabelsQuery, podLastRunningQuery, podStartedQuery, podUtilizationQuery } from './queries.js';
+import { PrometheusError, type Prometheus } from './prometheus.js';
+import { ksmFreshnessQuery, podCompletedQuery, podEnergyQuery, podGpusQuery, podLabelsQuery, podLastRunningQuery, podStartedQuery, podUtilizationQuery } from './queries.js';
 import { lastRecords, oldestOpenStart, planUsageRecords } from './records.js';
 import { podUsages, type PromSample } from './usage.js';
 
@@ -74,7 +74,13 @@ export class Meter {
     const queries = { gpus: podGpusQuery(q), started: podStartedQuery(q), completed: podCompletedQuery(q), lastRunning: podLastRunningQuery(q), labels: podLabelsQuery(q) };
     const windowSeconds = this.o.periodMs / 1000;
     const extraQueries = { utilization: podUtilizationQuery(windowSeconds), energy: podEnergyQuery(windowSeconds) };
-    const answers = await this.o.prometheus.queryAll({ ...queries, ...extraQueries }, windowEndMs);
+    const answers = await this.o.prometheus.queryAll({ ...queries, ...extraQueries, freshness: ksmFreshnessQuery() }, windowEndMs);
+    const lastScrapeMs = Number(answers.freshness[0]?.value[1] ?? 0) * 1000;
+    if (windowEndMs - lastScrapeMs > 3 * this.o.scrapeIntervalMs) {
+      // Prometheus (or kube-state-metrics) had a gap at this window's end: its data is not complete
+      // there. Wait; a later window end after the gap sees everything, including ends in the gap.
+      throw new PrometheusError(`kube-state-metrics was last scraped ${Math.round((windowEndMs - lastScrapeMs) / 1000)} s before the window end ${new Date(windowEndMs).toISOString()}; metering waits for fresh data`);
+    }
     const pods = podUsages(answers);
     const inJobs = (rows: PromSample[]) => new Map(rows.filter((r) => r.metric.namespace === this.o.jobsNamespace).map((r) => [r.metric.pod ?? '', Number(r.value[1])]));
     const planned = planUsageRecords({ assignments: open, records, pods, windowEndMs, payee: this.o.payee, extras: { utilization: inJobs(answers.utilization), energyMj: inJobs(answers.energy) } });

@@ -1,4 +1,4 @@
-import { dcgmByWorkload, podCompletedQuery, podEnergyQuery, podGpusQuery, podLabelsQuery, podLastRunningQuery, podStartedQuery, podUtilizationQuery } from './queries.js';
+import { ksmFreshnessQuery, dcgmByWorkload, podCompletedQuery, podEnergyQuery, podGpusQuery, podLabelsQuery, podLastRunningQuery, podStartedQuery, podUtilizationQuery } from './queries.js';
 
 // The queries run against a real Prometheus in test/integration/metering.test.ts; here their text is
 // pinned, so a change to what is billed shows up in review as a change to this file.
@@ -22,6 +22,10 @@ describe('metering PromQL', () => {
     expect(podLabelsQuery(q)).toBe(
       'max by (namespace, pod, uid, label_gpufed_io_assignment_uid, label_gpufed_io_assignment, label_gpufed_io_epoch, label_gpufed_io_job_uid) (max_over_time(kube_pod_labels{namespace="gpufed-jobs", label_gpufed_io_assignment_uid!=""}[901s]))',
     );
+  });
+
+  it("asks when kube-state-metrics was last scraped, so a window whose end fell in an outage waits", () => {
+    expect(ksmFreshnessQuery()).toBe('max(timestamp(kube_node_info))');
   });
 
   it('reads DCGM series in both label shapes: exported_pod wins when a ServiceMonitor renamed it', () => {

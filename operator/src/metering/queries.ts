@@ -81,3 +81,13 @@ export function podUtilizationQuery(windowSeconds: number): string {
 export function podEnergyQuery(windowSeconds: number): string {
   return `sum by (namespace, pod) (${dcgmByWorkload(`increase(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION[${range(windowSeconds)}])`)})`;
 }
+
+/**
+ * When kube-state-metrics was last scraped, as of the evaluation time: a window is metered only when
+ * this is fresh at its end. After a Prometheus or KSM outage the lookback still finds the samples from
+ * before it, so without this check a job that ended during the outage would be closed as final with
+ * the time seen before the outage (and never billed the rest).
+ */
+export function ksmFreshnessQuery(): string {
+  return 'max(timestamp(kube_node_info))';
+}
