@@ -56,7 +56,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   chain.disconnect();
-  await kubectl('registry', ['delete', 'computejobs', '--all', '-n', tenant.namespace, '-l', 'test=cli-budget', '--wait=true', '--timeout=60s']);
+  await kubectl('registry', ['delete', 'computejobs', '-n', tenant.namespace, '-l', 'test=cli-budget', '--wait=true', '--timeout=60s']); // not with --all: kubectl refuses --all with a selector
   await kubectl('registry', ['delete', 'provider', PROVIDER, '--ignore-not-found', '--wait=true', '--timeout=60s']);
   await kubectl('registry', ['delete', 'namespace', `gpufed-provider-${PROVIDER}`, '--ignore-not-found', '--wait=false']);
   rmSync(dir, { recursive: true, force: true });

@@ -88,6 +88,8 @@ beforeAll(async () => {
     { model: RTX3090, pricePerGpuHour: '1450000ustake' },
   ]));
   scoped.set('bob', await agentRegistryConfig('bob', [{ model: A6000, pricePerGpuHour: '1400000ustake' }]));
+  // Another file's job left in carol's namespace would be placed by this registry and take a GPU.
+  await kubectl('registry', ['delete', 'computejobs', '--all', '-n', tenant.namespace, '--wait=false']);
   await Promise.all([withoutWork('alice'), withoutWork('bob')]);
   await Promise.all([startAgent('alice'), startAgent('bob')]);
   // An earlier test file's agent may have stopped before it reported its last pod gone: wait until
