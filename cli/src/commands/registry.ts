@@ -101,11 +101,16 @@ async function providerRequest(kube: Kube, name: string, o: AddOptions): Promise
 
 const colourResult = (r: string) => (r === 'unchanged' ? dim(r) : green(r));
 
-function onboardedTable(r: Onboarded, path: string): string {
-  const objects = table(
+/** What onboarding applied, one row per object (providers and tenants alike). */
+function objectsTable(objects: readonly { kind: string; namespace?: string; name: string; result: string }[]): string {
+  return table(
     ['kind', 'namespace', 'name', 'result'],
-    r.objects.map((x) => [x.kind, x.namespace ?? '-', x.name, colourResult(x.result)]),
+    objects.map((x) => [x.kind, x.namespace ?? '-', x.name, colourResult(x.result)]),
   );
+}
+
+function onboardedTable(r: Onboarded, path: string): string {
+  const objects = objectsTable(r.objects);
   const token = r.tokenCreated ? `new token Secret ${r.tokenSecret}` : `existing token Secret ${r.tokenSecret}`;
   return [
     objects,
@@ -258,10 +263,7 @@ export function tenantRequest(name: string, o: AddTenantOptions): TenantRequest 
 }
 
 function tenantTable(r: TenantOnboarded, path: string): string {
-  const objects = table(
-    ['kind', 'namespace', 'name', 'result'],
-    r.objects.map((x) => [x.kind, x.namespace ?? '-', x.name, colourResult(x.result)]),
-  );
+  const objects = objectsTable(r.objects);
   const token = r.tokenCreated ? `new token Secret ${r.tokenSecret}` : `existing token Secret ${r.tokenSecret}`;
   return [
     objects,

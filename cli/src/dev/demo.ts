@@ -13,7 +13,7 @@ import { Chain } from '../../../operator/src/settlement/chain.js';
 import { keyAddress } from '../../../operator/src/settlement/keys.js';
 import { RenterJobs } from '../renter.js';
 import { CHAIN_DENOM, CHAIN_MIN_GAS_PRICE } from './chain.js';
-import { readState } from './federation.js';
+import { readState, until } from './federation.js';
 import { kubeconfigPath } from './plan.js';
 import { DEV_TENANT, devTenantKey, tenantKubeconfigPath } from './tenants.js';
 
@@ -33,18 +33,6 @@ export interface DemoResult {
   log: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function poll<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs / 1000}s waiting for ${what}`);
-    await sleep(500);
-  }
-}
-
 const bal = async (chain: Chain, address: string) => (await chain.balances(address)).get(CHAIN_DENOM) ?? 0n;
 
 /** Tops up carol's grant to every provider (allowing only its payout), so the registry may place the job. */
@@ -61,7 +49,7 @@ async function ensureBudgets(chain: Chain, providers: Provider[], log: (line: st
 /** Follows the job to the end, saying each phase once. */
 async function follow(jobs: RenterJobs, name: string, log: (line: string) => void): Promise<ComputeJob> {
   let last = '';
-  return poll(`${name} to finish`, 300_000, async () => {
+  return until(`${name} to finish`, Date.now() + 300_000, async () => {
     const j = await jobs.get(name);
     const phase = j.status?.phase ?? 'Pending';
     if (phase !== last) {
@@ -97,7 +85,7 @@ export async function runDemo(dir: string, file: string, log: (line: string) => 
     const pushed = done.status?.logRef ? pushedFrom(await jobs.configMap(done.status.logRef)) : undefined;
 
     log(`${name}: waiting for its metering and payment (the providers settle every 10 s)`);
-    const paid = await poll(`${name} to be paid`, 120_000, async () => {
+    const paid = await until(`${name} to be paid`, Date.now() + 120_000, async () => {
       const j = await jobs.get(name);
       return j.status?.conditions?.find((c) => c.type === 'Settled' && c.status === 'True') ? j : undefined;
     });

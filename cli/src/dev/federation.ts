@@ -241,7 +241,8 @@ async function waitHealthy(c: ComponentPlan, pid: number, pki: Pki, deadline: nu
   throw new Error(`${c.name} did not become healthy at ${c.health.url} (${last}); last lines of ${c.log}:\n${logTail(c.log)}`);
 }
 
-async function until<T>(what: string, deadline: number, fn: () => Promise<T | undefined>): Promise<T> {
+/** Polls `fn` until it returns a value or `deadline` (epoch ms) passes; errors are retried and the last one reported. */
+export async function until<T>(what: string, deadline: number, fn: () => Promise<T | undefined>): Promise<T> {
   let lastError = '';
   while (Date.now() < deadline) {
     try {

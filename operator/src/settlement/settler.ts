@@ -16,7 +16,7 @@ import { UsageRecordReason, setCondition } from '../api/conditions.js';
 import { UsageRecordResource, type UsageRecord, type UsageRecordStatus } from '../api/index.js';
 import type { Kube } from '../kube/client.js';
 import { parseCoin } from '../scheduling/coin.js';
-import { batchMemo, checkMemo, planSettlement, type Isolated, type SettlementPlan } from './batch.js';
+import { batchMemo, checkMemo, payable, planSettlement, type Isolated, type SettlementPlan } from './batch.js';
 import { decodeExecSends, execMessage, txHash, type Chain, type FoundTx, type SignedTx } from './chain.js';
 import type { PayerFunds } from './grants.js';
 
@@ -120,7 +120,7 @@ export class Settler {
   }
 
   private async plan(records: UsageRecord[]): Promise<SettlementPlan> {
-    const payers = [...new Set(records.filter((r) => (r.status?.state ?? 'Pending') === 'Pending' || r.status?.state === 'Failed').map((r) => r.spec.payer))].sort();
+    const payers = [...new Set(records.filter(payable).map((r) => r.spec.payer))].sort();
     const funds = new Map<string, PayerFunds>();
     for (const p of payers) funds.set(p, await this.o.chain.funds(p, this.o.grantee));
     return planSettlement({ records, funds, payee: this.o.payee, nowMs: this.now().getTime() });
