@@ -12,6 +12,7 @@ import { toHex } from '@cosmjs/encoding';
 import * as k8s from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import { ComputeJobResource, type ComputeJob } from '../../operator/src/api/index.js';
+import { parseCoin } from '../../operator/src/scheduling/coin.js';
 import type { Chain } from '../../operator/src/settlement/chain.js';
 import { CHAIN_MIN_GAS_PRICE } from '../../cli/src/dev/chain.js';
 import { freePorts } from '../../cli/src/dev/federation.js';
@@ -273,8 +274,17 @@ describe('the Grafana dashboards', () => {
     await seen('the unschedulable job', 'gpufed_unschedulable_jobs > 0');
     // While it runs: what is true only now (pods running, GPUs sold now).
     const during = [...(await runTargets('.*')), ...(await runTargets(PROVIDER))];
-    await jobWhen(running, 'Succeeded and Settled', (j) => j.status?.phase === 'Succeeded' && j.status.conditions?.some((c) => c.type === 'Settled' && c.status === 'True') === true, 90_000);
+    const settled = await jobWhen(running, 'Succeeded and Settled', (j) => j.status?.phase === 'Succeeded' && j.status.conditions?.some((c) => c.type === 'Settled' && c.status === 'True') === true, 90_000);
     await seen('a committed settlement', 'gpufed_settlement_steps_total{outcome="committed"}');
+    // The money series, exactly: this agent started with this test and metered and paid this one job;
+    // the grant was made with 100000000 in beforeAll and only this job drew on it.
+    const paid = parseCoin(settled.status?.paid ?? '0ustake');
+    expect(paid.amount).toBeGreaterThan(0n);
+    const money = `{cluster="${PROVIDER}", tenant="${carol.namespace}", denom="${paid.denom}"}`;
+    await seen(`gpufed_paid_total of ${paid.amount}`, `gpufed_paid_total${money} == ${paid.amount}`);
+    await seen(`gpufed_billed_total of ${paid.amount}`, `gpufed_billed_total${money} == ${paid.amount}`);
+    await seen('the GPU-seconds billed (one GPU for 25 s)', `gpufed_billed_gpu_seconds_total{cluster="${PROVIDER}", tenant="${carol.namespace}"} > 20 < 30`);
+    await seen(`the grant left after paying ${paid.amount}`, `gpufed_grant_remaining{cluster="${PROVIDER}", payer="${keyAddress(devTenantKey(carol.namespace))}", denom="${paid.denom}"} == ${100_000_000n - paid.amount}`);
     await seen('the succeeded job', 'gpufed_computejobs{phase="Succeeded"} > 0');
     const after = [...(await runTargets('.*')), ...(await runTargets(PROVIDER))];
 
@@ -287,11 +297,14 @@ describe('the Grafana dashboards', () => {
     expect(value(during, 'gpufed-provider/Job pods running')).toEqual([1]);
     expect(value(during, 'gpufed-provider/GPU utilisation by job pod')).toEqual([81]);
     expect(value(after, 'gpufed-federation/Registry leaders')).toEqual([1]);
-    expect(value(after, 'gpufed-federation/Providers heartbeating')).toEqual([1]);
+    expect(value(after, 'gpufed-federation/Providers Ready')[0]).toBeGreaterThanOrEqual(1);
     // Registry-wide counts: jobs other test files left behind may add to them.
     expect(value(after, 'gpufed-renter/Jobs waiting')[0]).toBeGreaterThanOrEqual(1);
     expect(value(after, 'gpufed-renter/Jobs succeeded')[0]).toBeGreaterThanOrEqual(1);
     expect(value(after, 'gpufed-provider/Energy by job pod')[0]).toBeGreaterThan(0);
+    // The money panels see this run's payment (increase() extrapolates, so not to the unit).
+    expect(value(after, 'gpufed-provider/Earnings')[0]).toBeGreaterThan(0);
+    expect(value(after, 'gpufed-federation/Settlement volume')[0]).toBeGreaterThan(0);
     // GPU-hours over this run only (earlier test files' pods may have run on alice in the last 5
     // minutes): one GPU for 25 s, sampled every 15 s, is 15 to 45 GPU-seconds.
     const sold = dashboards.flatMap((d) => (d.dashboard.uid === 'gpufed-provider' ? panelsOf(d.dashboard) : [])).find((p) => p.title === 'GPU-hours sold')?.targets?.[0]?.expr ?? '';

@@ -11,10 +11,10 @@ import { Meter } from '../metering/meter.js';
 import type { Prometheus } from '../metering/prometheus.js';
 import { parseCoin } from '../scheduling/coin.js';
 import type { Chain } from '../settlement/chain.js';
-import { costOf, covers } from '../settlement/grants.js';
+import { costOf, covers, type PayerFunds } from '../settlement/grants.js';
 import { Settler, type SettleOutcome, type SettlerOptions } from '../settlement/settler.js';
 import type * as k8s from '@kubernetes/client-node';
-import type { Metrics } from '../telemetry/metrics.js';
+import { dashboardNumber, type Metrics } from '../telemetry/metrics.js';
 
 export interface BillingOptions {
   prometheus: Prometheus;
@@ -56,6 +56,8 @@ export class Billing {
   private running?: Promise<void>;
   private stopped = false;
   lastOutcome?: SettleOutcome;
+  /** Denoms each payer's grant has been seen with, so a grant that vanishes shows 0 rather than its last value. */
+  private readonly grantDenoms = new Map<string, Set<string>>();
 
   constructor(
     private readonly o: BillingOptions & {
@@ -103,6 +105,8 @@ export class Billing {
       now: o.now,
       onIsolated: (isolated) => o.stopUnpaid(new Set(isolated.flatMap((i) => i.jobs))),
       onOutcome: (out) => o.metrics.settlementOutcomes.inc({ outcome: out.kind }),
+      onCommitted: (paid) => this.observePaid(paid),
+      onFunds: (payer, funds) => this.observeGrant(payer, funds),
       ...(o.hooks ? { hooks: o.hooks } : {}),
     });
     // Two agent replicas (or an old process not quite dead) must never sign with the same key at
@@ -155,6 +159,10 @@ export class Billing {
     try {
       const metered = await this.meter.meterOnce();
       if (metered.written.length > 0) this.o.metrics.usageRecords.inc(metered.written.length);
+      for (const w of metered.written) {
+        countAmount(this.o.metrics.billed, w.spec);
+        this.o.metrics.billedGpuSeconds.inc({ tenant: w.spec.jobRef.namespace }, w.spec.gpuMilliseconds.delta / 1000);
+      }
     } catch (e) {
       // Prometheus away, or the registry: this period waits and is metered from retained data later.
       this.o.log.warn({ err: (e as Error).message }, 'Metering failed; the period will be metered later');
@@ -168,13 +176,46 @@ export class Billing {
     }
   }
 
+  /** Counts what a committed transaction paid, and reads its payers' grants again so the dashboards show what is left now. */
+  private async observePaid(paid: readonly UsageRecord[]): Promise<void> {
+    for (const r of paid) countAmount(this.o.metrics.paid, r.spec);
+    for (const payer of new Set(paid.map((r) => r.spec.payer))) {
+      try {
+        this.observeGrant(payer, await this.o.chain.funds(payer, this.o.grantee));
+      } catch (e) {
+        this.o.log.debug({ payer, err: (e as Error).message }, 'Could not read the grant after a payment; the gauge updates next round');
+      }
+    }
+  }
+
+  /** Shows what the payer's grant has left; a denom seen before and gone now (revoked, used up, expired) shows 0. */
+  private observeGrant(payer: string, funds: PayerFunds): void {
+    const expired = funds.grant?.expiresAtMs !== undefined && funds.grant.expiresAtMs <= this.o.now().getTime();
+    const now = expired ? new Map<string, bigint>() : (funds.grant?.spendLimit ?? new Map<string, bigint>());
+    const denoms = new Set([...(this.grantDenoms.get(payer) ?? []), ...now.keys()]);
+    for (const denom of denoms) this.o.metrics.grantRemaining.set({ payer, denom }, dashboardNumber(now.get(denom) ?? 0n));
+    this.grantDenoms.set(payer, denoms);
+  }
+
   /** The pre-start check: the payer's grant to this provider is live, in the job's denom, and covers the first periods. */
   async paymentCheck(a: Assignment): Promise<{ ok: true } | { ok: false; message: string }> {
     const price = parseCoin(a.spec.pricePerGpuHour);
     const seconds = Math.min(a.spec.maxDurationSeconds, ((this.o.coverPeriods ?? 1) * this.periodMs) / 1000);
     const need = costOf(price, a.spec.resources.gpu.count, seconds);
     const funds = await this.o.chain.funds(a.spec.payer, this.o.grantee);
+    this.observeGrant(a.spec.payer, funds);
+    // The tenant's money series start at 0 before its first record: rate() and increase() never see a counter's first value.
+    const labels = { tenant: a.spec.jobRef.namespace, denom: price.denom };
+    this.o.metrics.billed.inc(labels, 0);
+    this.o.metrics.paid.inc(labels, 0);
+    this.o.metrics.billedGpuSeconds.inc({ tenant: labels.tenant }, 0);
     const v = covers(funds, need, this.o.payee, this.o.now().getTime());
     return v.ok ? v : { ok: false, message: `The payer ${a.spec.payer} cannot pay ${need.amount}${need.denom} for the first ${seconds}s here: ${v.message}` };
   }
+}
+
+/** Adds a record's amount to a per-tenant money counter (billed or paid). */
+function countAmount(counter: Metrics['billed'], spec: UsageRecord['spec']): void {
+  const c = parseCoin(spec.amount);
+  counter.inc({ tenant: spec.jobRef.namespace, denom: c.denom }, dashboardNumber(c.amount));
 }

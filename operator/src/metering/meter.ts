@@ -44,7 +44,8 @@ export interface MeterOptions {
 export interface MeterOutcome {
   /** The window end metered, or undefined when there was nothing to do. */
   windowEndMs?: number;
-  written: string[];
+  /** The records this round created (a record metered before, by a restart or a second agent, is not among them). */
+  written: { name: string; spec: UsageRecordSpec }[];
 }
 
 export class Meter {
@@ -84,7 +85,7 @@ export class Meter {
     const pods = podUsages(answers);
     const inJobs = (rows: PromSample[]) => new Map(rows.filter((r) => r.metric.namespace === this.o.jobsNamespace).map((r) => [r.metric.pod ?? '', Number(r.value[1])]));
     const planned = planUsageRecords({ assignments: open, records, pods, windowEndMs, payee: this.o.payee, extras: { utilization: inJobs(answers.utilization), energyMj: inJobs(answers.energy) } });
-    const written: string[] = [];
+    const written: MeterOutcome['written'] = [];
     for (const p of planned) {
       const podNames = pods.filter((x) => p.podUids.includes(x.podUid)).map((x) => x.pod);
       const evidence = { queries: { ...queries, ...extraQueries }, evaluatedAt: new Date(windowEndMs).toISOString(), window: p.spec.period, results: evidenceFor(answers, p.podUids, podNames) };
@@ -93,7 +94,7 @@ export class Meter {
       const labels = { [JobLabel.JobUid]: spec.jobRef.uid, [JobLabel.Epoch]: String(spec.epoch), 'app.kubernetes.io/managed-by': 'gpufed-agent' };
       const created = await this.o.registry.createCustom<UsageRecord>(UsageRecordResource, { apiVersion: UsageRecordResource.apiVersion, kind: 'UsageRecord', metadata: { name: p.name, namespace: this.o.namespace, labels }, spec });
       if (created === false) continue; // metered before (a restart, or a second agent): same name, same window
-      written.push(p.name);
+      written.push({ name: p.name, spec });
       this.o.log.info({ record: p.name, job: `${spec.jobRef.namespace}/${spec.jobRef.name}`, gpuMs: spec.gpuMilliseconds.delta, amount: spec.amount, final: spec.final }, 'Metered a period');
     }
     return { windowEndMs, written };

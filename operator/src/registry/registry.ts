@@ -5,7 +5,7 @@
 // was decided from, so even two processes that both believe they lead cannot place a job twice.
 import * as k8s from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
-import { ComputeJobConditionType } from '../api/conditions.js';
+import { ComputeJobConditionType, ProviderConditionType } from '../api/conditions.js';
 import { AssignmentResource, ComputeJobResource, GpuNodeResource, ProviderResource, TenantResource, UsageRecordResource, providerNamespace, providerOfNamespace } from '../api/index.js';
 import type { Assignment, ComputeJob, ComputeJobStatus, GpuNode, Provider, Tenant, TenantStatus, UsageRecord } from '../api/index.js';
 import { parseCoin } from '../scheduling/coin.js';
@@ -469,7 +469,7 @@ export class Registry {
 
   private async reconcileProvider(name: string): Promise<{ requeueAfterMs: number } | void> {
     const cached = this.providers.get(name);
-    if (!cached) return;
+    if (!cached) return this.recordProviderGauge();
     const provider = this.providerWrites.newerThan(name, cached) ?? cached;
     const ns = providerNamespace(name);
     const assignments = this.allAssignments().filter((a) => a.metadata.namespace === ns);
@@ -482,7 +482,18 @@ export class Registry {
       this.o.metrics.registryWrites.inc({ resource: 'providers', verb: 'apply_status' });
     }
     for (const a of d.counted) await this.markCounted(a);
+    this.recordProviderGauge();
     return d.requeueAfterMs === undefined ? undefined : { requeueAfterMs: d.requeueAfterMs };
+  }
+
+  private recordProviderGauge(): void {
+    const ready = new Map<string, number>([['True', 0], ['False', 0], ['Unknown', 0]]);
+    for (const p of this.providers.list()) {
+      const latest = this.providerWrites.newerThan(p.metadata.name ?? '', p) ?? p;
+      const status = latest.status?.conditions?.find((c) => c.type === ProviderConditionType.Ready)?.status ?? 'Unknown';
+      ready.set(status, (ready.get(status) ?? 0) + 1);
+    }
+    for (const [r, n] of ready) this.o.metrics.providers.set({ ready: r }, n);
   }
 
   private async markCounted(a: Obj<Assignment>): Promise<void> {

@@ -52,6 +52,10 @@ export interface SettlerOptions {
   hooks?: SettlerHooks;
   /** Counts per outcome for dashboards. */
   onOutcome?: (outcome: SettleOutcome) => void;
+  /** The records a committed transaction paid, once per commit this process records (for dashboards). */
+  onCommitted?: (records: readonly UsageRecord[]) => Promise<void>;
+  /** Each payer's funds as read from the chain while planning (for dashboards). */
+  onFunds?: (payer: string, funds: PayerFunds) => void;
 }
 
 export interface SettlerHooks {
@@ -122,7 +126,11 @@ export class Settler {
   private async plan(records: UsageRecord[]): Promise<SettlementPlan> {
     const payers = [...new Set(records.filter(payable).map((r) => r.spec.payer))].sort();
     const funds = new Map<string, PayerFunds>();
-    for (const p of payers) funds.set(p, await this.o.chain.funds(p, this.o.grantee));
+    for (const p of payers) {
+      const f = await this.o.chain.funds(p, this.o.grantee);
+      funds.set(p, f);
+      this.o.onFunds?.(p, f);
+    }
     return planSettlement({ records, funds, payee: this.o.payee, nowMs: this.now().getTime() });
   }
 
@@ -165,6 +173,7 @@ export class Settler {
   private async committed(mine: UsageRecord[], hash: string, found: FoundTx): Promise<SettleOutcome> {
     await this.o.hooks?.beforeCommitRecord?.(hash);
     for (const r of mine) await this.write(r.metadata.name ?? '', { ...keep(r.status), state: 'Committed', height: found.height, message: `Paid in block ${found.height}` }, 'True', UsageRecordReason.Committed);
+    await this.o.onCommitted?.(mine);
     this.o.log.info({ txHash: hash, height: found.height, records: mine.length, gasUsed: found.gasUsed }, 'Settlement transaction committed');
     return { kind: 'committed', txHash: hash, height: found.height, records: mine.length };
   }

@@ -65,9 +65,46 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  // Money, per the agent that metered and paid it. Amounts are base units of the denom; Prometheus
+  // stores every sample as a float64, so these are for dashboards only (exact below 2^53), never
+  // for accounting: the UsageRecords and the chain are the books.
+  readonly billed = new Counter({
+    name: 'gpufed_billed_total',
+    help: "What the agent metered into UsageRecords, in base units of the denom, per tenant (the job's namespace on the registry).",
+    labelNames: ['tenant', 'denom'] as const,
+    registers: [this.registry],
+  });
+  readonly paid = new Counter({
+    name: 'gpufed_paid_total',
+    help: 'What committed on chain to this provider, in base units of the denom, per tenant (counted when the agent sees the transaction in a block).',
+    labelNames: ['tenant', 'denom'] as const,
+    registers: [this.registry],
+  });
+  readonly billedGpuSeconds = new Counter({
+    name: 'gpufed_billed_gpu_seconds_total',
+    help: "GPU time the agent metered into UsageRecords, in GPU-seconds, per tenant (the job's namespace on the registry).",
+    labelNames: ['tenant'] as const,
+    registers: [this.registry],
+  });
+  readonly grantRemaining = new Gauge({
+    name: 'gpufed_grant_remaining',
+    help: "What each payer's spending grant to this provider has left, in base units of the denom, as last read from the chain (0 once revoked, used up or expired).",
+    labelNames: ['payer', 'denom'] as const,
+    registers: [this.registry],
+  });
+  // Registry mode.
+  readonly providers = new Gauge({ name: 'gpufed_providers', help: 'Providers on the registry by their Ready condition (True, False, Unknown).', labelNames: ['ready'] as const, registers: [this.registry] });
   readonly buildInfo = new Gauge({ name: 'gpufed_build_info', help: 'Always 1; labels say which gpufed runs in which mode.', labelNames: ['version', 'mode'] as const, registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
+}
+
+/**
+ * A base-unit amount as a sample value. Prometheus samples are float64: exact up to 2^53, rounded
+ * beyond. Only for dashboards; the UsageRecords and the chain keep the exact integers.
+ */
+export function dashboardNumber(amount: bigint): number {
+  return Number(amount);
 }
