@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { durationArg, formatAge, formatSeconds, truncate, UsageError } from './output.js';
+import { ApiException } from '@kubernetes/client-node';
+import { apiFailure, durationArg, ExitCode, formatAge, formatSeconds, RemoteError, truncate, UsageError } from './output.js';
 
 describe('output helpers', () => {
   const now = new Date('2026-11-21T12:00:00Z');
@@ -37,5 +38,20 @@ describe('output helpers', () => {
     expect(durationArg('--timeout')('10m')).toBe(600_000);
     expect(() => durationArg('--timeout')('soon')).toThrow(UsageError);
     expect(() => durationArg('--timeout')('soon')).toThrow(/^--timeout soon: /);
+  });
+
+  it('apiFailure says what was done, and the HTTP status or which server to check', () => {
+    const refused = apiFailure('Listing providers on the registry', new ApiException(403, 'Forbidden', { message: 'providers is forbidden' }, {}));
+    expect(refused).toBeInstanceOf(RemoteError);
+    expect(refused).toMatchObject({ message: 'Listing providers on the registry: providers is forbidden (HTTP 403)', code: 403, exitCode: ExitCode.Remote });
+
+    const down = new Error('fetch failed', { cause: new Error('connect ECONNREFUSED 127.0.0.1:6443') });
+    expect(apiFailure('Updating node n1', down, { server: "the provider's cluster", hint: '; or try later' })).toMatchObject({
+      message: "Updating node n1: fetch failed (connect ECONNREFUSED 127.0.0.1:6443); the provider's cluster could not be reached: check the server in your kubeconfig; or try later",
+      code: undefined,
+      exitCode: ExitCode.Remote,
+    });
+
+    expect(apiFailure('Creating ComputeJob carol/x', new ApiException(422, 'Invalid', { message: 'spec.image: Required value' }, {})).exitCode).toBe(ExitCode.Failed);
   });
 });

@@ -2,17 +2,15 @@
 // ComputeJobs there with errors that say what to do, and a ComputeJob manifest read from a file or
 // stdin and checked for what the matcher needs before anything is sent (the API server checks the
 // rest, with its own messages, when the job is submitted).
-import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { ComputeJobResource, type ComputeJob, type ComputeJobList, type ResourcesGpuSharing } from '../../operator/src/api/index.js';
-import { loadKubeConfig } from '../../operator/src/kube/client.js';
-import { apiErrorCode, explain, isConflict, isNotFound } from '../../operator/src/kube/errors.js';
+import { isConflict, isNotFound } from '../../operator/src/kube/errors.js';
 import { tryParseCoin } from '../../operator/src/scheduling/coin.js';
-import { UsageError } from './output.js';
+import { commandKubeConfig, contextNamespace } from './kubeconfig.js';
+import { apiFailure, UsageError } from './output.js';
 
 /** The flags every renter command takes. */
 export interface RenterOptions {
@@ -29,44 +27,27 @@ export function withRenterOptions(cmd: Command, namespaced = true): Command {
   return cmd;
 }
 
-/**
- * The renter's kubeconfig: --kubeconfig, else $KUBECONFIG, else ~/.kube/config. With none of them
- * the client would fall back to http://localhost:8080 and fail later with a connection error that
- * says nothing about the cause, so that is a usage error here.
- */
+/** The renter's kubeconfig: --kubeconfig, else $KUBECONFIG, else ~/.kube/config; --context, else its current context. */
 export function renterKubeConfig(o: RenterOptions, env: NodeJS.ProcessEnv = process.env): k8s.KubeConfig {
-  if (o.kubeconfig === undefined && !env.KUBECONFIG && !existsSync(join(env.HOME ?? homedir(), '.kube', 'config')) && !env.KUBERNETES_SERVICE_HOST) {
-    throw new UsageError('no kubeconfig: pass --kubeconfig <file> (the one gpufed registry add-tenant wrote for you) or set $KUBECONFIG');
-  }
-  if (o.kubeconfig !== undefined && !existsSync(o.kubeconfig)) throw new UsageError(`--kubeconfig ${o.kubeconfig}: no such file`);
-  const kc = loadKubeConfig(o.kubeconfig);
-  if (o.context !== undefined) {
-    if (!kc.getContextObject(o.context)) throw new UsageError(`--context ${o.context}: no such context in ${o.kubeconfig ?? 'the kubeconfig'}`);
-    kc.setCurrentContext(o.context);
-  }
-  return kc;
+  return commandKubeConfig(o, 'the one gpufed registry add-tenant wrote for you', env);
 }
 
 /** -n, else the current context's namespace, else a usage error that says how to set one. */
 export function renterNamespace(flag: string | undefined, kc: k8s.KubeConfig): string {
-  const ns = flag ?? kc.getContextObject(kc.getCurrentContext())?.namespace;
+  const ns = flag ?? contextNamespace(kc);
   if (ns) return ns;
   throw new UsageError(
     `no namespace: pass -n <namespace> (your tenant's namespace on the registry), or set it in the kubeconfig: kubectl config set-context --current --namespace <namespace>`,
   );
 }
 
-/**
- * A failed request to the registry, said as what was being done and why; it keeps the HTTP status
- * as `code` so a poller can tell a refusal (4xx) from a blip worth retrying.
- */
-export function registryError(doing: string, e: unknown): Error {
-  return Object.assign(explain(doing, e), { code: apiErrorCode(e), cause: e });
-}
-
 const jobRef = { group: ComputeJobResource.group, version: ComputeJobResource.version, plural: ComputeJobResource.plural };
 
-/** Reads and writes a renter's ComputeJobs in one namespace, with errors that say what to do. */
+/**
+ * Reads and writes a renter's ComputeJobs in one namespace, with errors that say what to do: a
+ * failed request is a RemoteError keeping the HTTP status, so a poller can tell a refusal from a
+ * blip worth retrying.
+ */
 export class RenterJobs {
   readonly api: k8s.CustomObjectsApi;
   readonly core: k8s.CoreV1Api;
@@ -85,7 +66,7 @@ export class RenterJobs {
       return (await this.api.getNamespacedCustomObject({ ...jobRef, namespace: this.namespace, name })) as ComputeJob;
     } catch (e) {
       if (isNotFound(e)) return undefined;
-      throw registryError(`Reading ComputeJob ${this.namespace}/${name}`, e);
+      throw apiFailure(`Reading ComputeJob ${this.namespace}/${name}`, e);
     }
   }
 
@@ -104,7 +85,7 @@ export class RenterJobs {
     try {
       return (await this.api.listNamespacedCustomObject({ ...jobRef, namespace: this.namespace })) as ComputeJobList;
     } catch (e) {
-      throw registryError(`Listing ComputeJobs in namespace ${this.namespace}`, e);
+      throw apiFailure(`Listing ComputeJobs in namespace ${this.namespace}`, e);
     }
   }
 
@@ -116,7 +97,7 @@ export class RenterJobs {
       if (isConflict(e)) {
         throw new UsageError(`ComputeJob ${name} already exists in namespace ${this.namespace}; a job's spec cannot change: pick another name, or delete it first (gpufed jobs cancel ${name} --wait)`, { cause: e });
       }
-      throw registryError(`Creating ComputeJob ${this.namespace}/${name || job.metadata.generateName || ''}`, e);
+      throw apiFailure(`Creating ComputeJob ${this.namespace}/${name || job.metadata.generateName || ''}`, e);
     }
   }
 
@@ -125,7 +106,7 @@ export class RenterJobs {
       await this.api.deleteNamespacedCustomObject({ ...jobRef, namespace: this.namespace, name });
     } catch (e) {
       if (isNotFound(e)) throw this.notFound(name);
-      throw registryError(`Deleting ComputeJob ${this.namespace}/${name}`, e);
+      throw apiFailure(`Deleting ComputeJob ${this.namespace}/${name}`, e);
     }
   }
 
@@ -135,7 +116,7 @@ export class RenterJobs {
       return await this.core.readNamespacedConfigMap({ name, namespace: this.namespace });
     } catch (e) {
       if (isNotFound(e)) return undefined;
-      throw registryError(`Reading ConfigMap ${this.namespace}/${name}`, e);
+      throw apiFailure(`Reading ConfigMap ${this.namespace}/${name}`, e);
     }
   }
 }

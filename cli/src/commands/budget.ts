@@ -6,17 +6,14 @@
 import * as k8s from '@kubernetes/client-node';
 import { Command, Option } from 'commander';
 import { ProviderResource, type Provider, type ProviderList } from '../../../operator/src/api/index.js';
-import { apiErrorCode, apiErrorMessage, isNotFound } from '../../../operator/src/kube/errors.js';
+import { isNotFound } from '../../../operator/src/kube/errors.js';
 import { addressProblem } from '../../../operator/src/onboarding/provider.js';
 import { parseCoin, type Coin } from '../../../operator/src/scheduling/coin.js';
 import { Chain } from '../../../operator/src/settlement/chain.js';
 import type { GrantView } from '../../../operator/src/settlement/grants.js';
-import { bold, dim, ExitError, formatAge, outputOption, print, table, UsageError, type OutputFormat } from '../output.js';
+import { apiFailure, bold, dim, ExitCode, ExitError, formatAge, outputOption, print, table, UsageError, type OutputFormat } from '../output.js';
 import { renterKubeConfig, withRenterOptions, type RenterOptions } from '../renter.js';
 import { addressOf, NO_KEY_HELP, resolveChain, resolveKey, withWalletOptions, type ChainEndpoint, type ChainFlags, type KeyFlags } from '../wallet.js';
-
-/** Exit status when the registry or the chain refused a request or could not be reached. */
-export const EXIT_REMOTE = 3;
 
 // ---------------------------------------------------------------------------------------------
 // Pure parts
@@ -193,13 +190,6 @@ export function revokeText(r: RevokeResult): string {
 // ---------------------------------------------------------------------------------------------
 // The registry and the chain
 
-/** A registry failure as exit status 3 (refused, unreachable), with what was being done. */
-export function registryFailure(doing: string, e: unknown, hint = ''): ExitError {
-  const code = apiErrorCode(e);
-  const why = code ? ` (HTTP ${code})` : ' (the registry could not be reached: check the server in your kubeconfig)';
-  return new ExitError(`${doing}: ${apiErrorMessage(e)}${why}${hint}`, EXIT_REMOTE);
-}
-
 const providerRef = { group: ProviderResource.group, version: ProviderResource.version, plural: ProviderResource.plural };
 
 /** The Provider; a usage error when there is none. */
@@ -208,7 +198,7 @@ export async function readProvider(kc: k8s.KubeConfig, name: string): Promise<Pr
     return (await kc.makeApiClient(k8s.CustomObjectsApi).getClusterCustomObject({ ...providerRef, name })) as Provider;
   } catch (e) {
     if (isNotFound(e)) throw new UsageError(`no Provider ${name} on the registry; see them with: gpufed budget show (or kubectl get providers)`, { cause: e });
-    throw registryFailure(`Reading Provider ${name} on the registry`, e);
+    throw apiFailure(`Reading Provider ${name} on the registry`, e);
   }
 }
 
@@ -218,7 +208,7 @@ export async function listProviders(kc: k8s.KubeConfig): Promise<Provider[]> {
     const list = (await kc.makeApiClient(k8s.CustomObjectsApi).listClusterCustomObject(providerRef)) as ProviderList;
     return [...list.items].sort((a, b) => ((a.metadata.name ?? '') < (b.metadata.name ?? '') ? -1 : 1));
   } catch (e) {
-    throw registryFailure('Listing Providers on the registry', e);
+    throw apiFailure('Listing Providers on the registry', e);
   }
 }
 
@@ -227,7 +217,7 @@ export async function connectChain(endpoint: ChainEndpoint): Promise<Chain> {
   try {
     return await Chain.connect({ rpcUrl: endpoint.rpcUrl, gasPrice: endpoint.gasPrice, prefix: endpoint.prefix });
   } catch (e) {
-    throw new ExitError(`Cannot reach the chain at ${endpoint.rpcUrl} (from ${endpoint.source}): ${(e as Error).message}; check the URL, or that the local federation runs (gpufed dev status)`, EXIT_REMOTE);
+    throw new ExitError(`Cannot reach the chain at ${endpoint.rpcUrl} (from ${endpoint.source}): ${(e as Error).message}; check the URL, or that the local federation runs (gpufed dev status)`, ExitCode.Remote);
   }
 }
 
@@ -246,7 +236,7 @@ async function chainRead<T>(doing: string, endpoint: ChainEndpoint, read: () => 
   try {
     return await read();
   } catch (e) {
-    throw new ExitError(`${doing} on the chain at ${endpoint.rpcUrl}: ${(e as Error).message}`, EXIT_REMOTE);
+    throw new ExitError(`${doing} on the chain at ${endpoint.rpcUrl}: ${(e as Error).message}`, ExitCode.Remote);
   }
 }
 

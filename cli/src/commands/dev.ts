@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { AlreadyRunningError, down, readState, startComponent, status, stopComponent, up, type StatusReport } from '../dev/federation.js';
 import { demoSummary, runDemo, type DemoResult } from '../dev/demo.js';
 import { devDir, repoRoot } from '../dev/paths.js';
-import { bold, dim, green, outputOption, print, progress, red, table, UsageError, type OutputFormat } from '../output.js';
+import { bold, dim, green, outputOption, print, progress, red, stderrColour, table, UsageError, type OutputFormat } from '../output.js';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -32,6 +32,11 @@ function statusTable(r: StatusReport): string {
   return [head, when, '', comps, '', clusters, ...(chain ? ['', chain] : []), '', `Use it: ${bold(`. ${r.dir}/env`)} then ${bold('kubectl --context gpufed-alice get nodes')}`].join('\n');
 }
 
+const HEALTH_EXIT_HELP = `Exit status:
+  0    every component is healthy
+  1    some component is not, or there is no local federation
+  2    bad usage`;
+
 export function devCommand(): Command {
   const dev = new Command('dev').description('Run the local federation: a registry and provider clusters on loopback, with simulated GPU nodes');
   dev.addHelpText(
@@ -54,7 +59,7 @@ Examples:
     .option('--dir <dir>', 'state directory (default: $GPUFED_DEV_DIR or .gpufed/dev)')
     .option('--no-agents', "don't onboard the providers or run their gpufed agents")
     .addOption(outputOption())
-    .addHelpText('after', '\nExamples:\n  $ gpufed dev up\n  $ gpufed dev up --providers 1 --fleet my-fleet.yaml')
+    .addHelpText('after', `\n${HEALTH_EXIT_HELP}\n\nExamples:\n  $ gpufed dev up\n  $ gpufed dev up --providers 1 --fleet my-fleet.yaml`)
     .action(async (o: { providers: number; fleet?: string; dir?: string; agents: boolean; output: OutputFormat }) => {
       const dir = o.dir ?? devDir();
       const log = progress();
@@ -75,7 +80,7 @@ Examples:
     .description('Show each component of the local federation and whether it is healthy')
     .option('--dir <dir>', 'state directory (default: $GPUFED_DEV_DIR or .gpufed/dev)')
     .addOption(outputOption())
-    .addHelpText('after', '\nExit code: 0 when every component is healthy, 1 otherwise.\n\nExamples:\n  $ gpufed dev status\n  $ gpufed dev status -o yaml')
+    .addHelpText('after', `\n${HEALTH_EXIT_HELP}\n\nExamples:\n  $ gpufed dev status\n  $ gpufed dev status -o yaml`)
     .action(async (o: { dir?: string; output: OutputFormat }) => {
       const r = await status(o.dir ?? devDir());
       print(o.output, r, () => statusTable(r));
@@ -111,7 +116,7 @@ Examples:
       const dir = o.dir ?? devDir();
       const r = await down(dir, { purge: o.purge === true });
       if (r.leftover.length > 0) {
-        process.stderr.write(red(`Could not stop: ${r.leftover.map((p) => `${p.pid} ${p.cmdline.slice(0, 80)}`).join('; ')}\n`));
+        process.stderr.write(stderrColour.red(`Could not stop: ${r.leftover.map((p) => `${p.pid} ${p.cmdline.slice(0, 80)}`).join('; ')}\n`));
         process.exitCode = 1;
         return;
       }

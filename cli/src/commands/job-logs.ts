@@ -4,7 +4,7 @@
 // finding where the text printed last ends in the new tail and printing only what comes after.
 import type { ComputeJob } from '../../../operator/src/api/index.js';
 import { pushedFrom, TRUNCATED_MARKER, type PushedLog } from '../../../operator/src/agent/joblogs.js';
-import { dim } from '../output.js';
+import { stderrColour } from '../output.js';
 import type { RenterJobs } from '../renter.js';
 import { pollUntil } from './job-wait.js';
 
@@ -102,18 +102,18 @@ interface FollowState {
 async function followStep(jobs: RenterJobs, name: string, st: FollowState): Promise<true | undefined> {
   const job = await jobs.find(name);
   if (!job) {
-    process.stderr.write(dim(`ComputeJob ${name} was deleted.\n`));
+    process.stderr.write(stderrColour.dim(`ComputeJob ${name} was deleted.\n`));
     return true;
   }
   const log = await readLog(jobs, job);
   if (log) {
     const { header, text } = newLogText(st.shown, log);
-    if (header) process.stderr.write(dim(`${header}\n`));
+    if (header) process.stderr.write(stderrColour.dim(`${header}\n`));
     process.stdout.write(text);
     st.shown = log;
   } else {
     const reason = noLogReason(job).replace(/; follow it with: .*$/, '');
-    if (reason !== st.said) process.stderr.write(dim(`${reason}\n`));
+    if (reason !== st.said) process.stderr.write(stderrColour.dim(`${reason}\n`));
     st.said = reason;
   }
   if (!finished(job)) return undefined;

@@ -3,17 +3,17 @@
 // Polling rather than a watch: a wait is one object for minutes, and a poll cannot stall silently.
 import type { ComputeJob } from '../../../operator/src/api/index.js';
 import { apiErrorCode } from '../../../operator/src/kube/errors.js';
-import { ExitError, formatSeconds, progress, UsageError } from '../output.js';
+import { ExitCode, ExitError, formatSeconds, progress, UsageError } from '../output.js';
 import type { RenterJobs } from '../renter.js';
 
-/** Exit statuses of the waiting commands (documented in their --help). */
+/** Exit statuses of the waiting commands (documented in their --help), as every command uses them. */
 export const ExitStatus = {
   /** The job failed, or was cancelled or deleted, so it will never reach what was waited for. */
-  JobFailed: 1,
+  JobFailed: ExitCode.Failed,
   /** The registry refused the request (401/403) or could not be reached for REGISTRY_FAILURE_MS. */
-  Registry: 3,
+  Registry: ExitCode.Remote,
   /** The timeout passed first, as timeout(1) says it. */
-  Timeout: 124,
+  Timeout: ExitCode.Timeout,
 } as const;
 
 export const POLL_MS = 1000;

@@ -4,6 +4,7 @@
 import { Argument, Command, Option } from 'commander';
 import type { ComputeJob, ComputeJobStatusPlacement, ResourcesGpu } from '../../../operator/src/api/index.js';
 import { DEFAULT_MAX_DURATION_SECONDS } from '../../../operator/src/registry/job-lifecycle.js';
+import { contextNamespace } from '../kubeconfig.js';
 import { dim, durationArg, formatAge, formatSeconds, green, outputOption, print, red, table, truncate, UsageError, type OutputFormat } from '../output.js';
 import { readComputeJob, RenterJobs, renterKubeConfig, renterNamespace, withRenterOptions, type RenterOptions } from '../renter.js';
 import { followLog, printLog } from './job-logs.js';
@@ -162,7 +163,7 @@ Examples:
       const jobs = new RenterJobs(kc, submitNamespace(manifest.metadata.namespace, o.namespace, contextNs));
       const created = await jobs.create(manifest);
       const name = created.metadata.name ?? '';
-      const nsFlag = kc.getContextObject(kc.getCurrentContext())?.namespace === jobs.namespace ? '' : ` -n ${jobs.namespace}`;
+      const nsFlag = contextNamespace(kc) === jobs.namespace ? '' : ` -n ${jobs.namespace}`;
       print(o.output, created, () => nextSteps(name, nsFlag));
       if (o.wait) await waitForJob(jobs, name, o.for, o.timeout);
     });

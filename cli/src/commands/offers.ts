@@ -12,9 +12,8 @@ import { apiErrorCode } from '../../../operator/src/kube/errors.js';
 import { tryParseCoin } from '../../../operator/src/scheduling/coin.js';
 import { UnfitReason, type Reservation } from '../../../operator/src/scheduling/match.js';
 import { reservationsFor } from '../../../operator/src/scheduling/reservations.js';
-import { bold, dim, durationArg, green, outputOption, print, red, table, type OutputFormat } from '../output.js';
+import { apiFailure, bold, dim, durationArg, green, outputOption, print, red, table, type OutputFormat } from '../output.js';
 import { renterKubeConfig, withRenterOptions, type RenterOptions } from '../renter.js';
-import { registryFailure } from './budget.js';
 import { DEFAULT_HEARTBEAT_TIMEOUT_MS, type Market } from './quote.js';
 
 /** Why a provider takes no new jobs now: the matcher's code and its words. */
@@ -226,7 +225,7 @@ export async function readOffersMarket(kc: k8s.KubeConfig): Promise<Market> {
     try {
       return await list<T>(r);
     } catch (e) {
-      throw registryFailure(`Listing ${r.plural} on the registry`, e);
+      throw apiFailure(`Listing ${r.plural} on the registry`, e);
     }
   };
   const [providers, gpuNodes] = await Promise.all([read<Provider>(ProviderResource), read<GpuNode>(GpuNodeResource)]);
@@ -234,7 +233,7 @@ export async function readOffersMarket(kc: k8s.KubeConfig): Promise<Market> {
     return { providers, gpuNodes, assignments: await list<Assignment>(AssignmentResource) };
   } catch (e) {
     if (apiErrorCode(e) === 403) return { providers, gpuNodes };
-    throw registryFailure('Listing assignments on the registry', e);
+    throw apiFailure('Listing assignments on the registry', e);
   }
 }
 

@@ -9,18 +9,31 @@ import { gpuNodeSpec, gpuNodeStatus, GPU_RESOURCE, isGpuNode, MIG_RESOURCE_PREFI
 import { ASSIGNMENT_NAME_ANNOTATION, JobLabel } from '../../../operator/src/agent/jobpod.js';
 import { findCondition, GpuNodeConditionType, GpuNodeResource, ProviderConditionType, providerNamespace, providerOfNamespace, ProviderResource, type Condition, type GpuNode, type Provider, type ProviderStatusCapacity, type ProviderStatusReputation } from '../../../operator/src/api/index.js';
 import { loadKubeConfig } from '../../../operator/src/kube/client.js';
-import { apiErrorMessage, explain, isNotFound } from '../../../operator/src/kube/errors.js';
-import { bold, dim, durationArg, formatAge, green, outputOption, print, red, table, UsageError, type OutputFormat } from '../output.js';
-import { EXIT_REMOTE } from './budget.js';
+import { isNotFound } from '../../../operator/src/kube/errors.js';
+import { commandKubeConfig, contextNamespace, type KubeconfigFlags } from '../kubeconfig.js';
+import { apiFailure, bold, dim, durationArg, ExitCode, formatAge, green, outputOption, print, red, table, UsageError, type OutputFormat } from '../output.js';
 import { nodeUnits, sharingOf } from './offers.js';
 
-async function annotate(kubeconfig: string | undefined, node: string, value: string | null): Promise<void> {
-  const core = loadKubeConfig(kubeconfig).makeApiClient(k8s.CoreV1Api);
+/** Where the provider's own cluster is, for the message when it cannot be reached. */
+const CLUSTER = "the provider's cluster";
+
+/** The owner's kubeconfig for the provider's own cluster. */
+const clusterKubeConfig = (o: KubeconfigFlags): k8s.KubeConfig => commandKubeConfig(o, "your provider cluster's");
+
+/** --kubeconfig and --context for the provider's own cluster. */
+function withClusterOptions(cmd: Command): Command {
+  return cmd
+    .option('--kubeconfig <file>', "the provider cluster's kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    .option('--context <name>', 'the kubeconfig context to use (default: its current context)');
+}
+
+async function annotate(o: KubeconfigFlags, node: string, value: string | null): Promise<void> {
+  const core = clusterKubeConfig(o).makeApiClient(k8s.CoreV1Api);
   try {
     await core.patchNode({ name: node, body: { metadata: { annotations: { [RECLAIM_ANNOTATION]: value } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
   } catch (e) {
     if (isNotFound(e)) throw new UsageError(`No node ${node} in this cluster; list them with: kubectl get nodes`, { cause: e });
-    throw explain(`Updating node ${node}`, e);
+    throw apiFailure(`Updating node ${node}`, e, { server: CLUSTER });
   }
 }
 
@@ -264,7 +277,7 @@ async function readCluster(kc: k8s.KubeConfig, jobsNamespace: string, now: Date)
   try {
     [nodes, pods] = await Promise.all([core.listNode(), core.listPodForAllNamespaces()]);
   } catch (e) {
-    throw explain("Reading the provider cluster's nodes and pods", e);
+    throw apiFailure("Reading the provider cluster's nodes and pods", e, { server: CLUSTER });
   }
   return clusterReport(nodes.items, pods.items, jobsNamespace, now);
 }
@@ -276,7 +289,7 @@ async function readRegistry(kc: k8s.KubeConfig, provider: string, now: Date): Pr
   try {
     p = (await api.getClusterCustomObject({ group: ProviderResource.group, version: ProviderResource.version, plural: ProviderResource.plural, name: provider })) as Provider;
   } catch (e) {
-    const why = isNotFound(e) ? `no Provider ${provider} on the registry` : `Reading Provider ${provider} on the registry: ${apiErrorMessage(e)}`;
+    const why = isNotFound(e) ? `no Provider ${provider} on the registry` : apiFailure(`Reading Provider ${provider} on the registry`, e).message;
     return { provider, error: why };
   }
   let gpuNodes: GpuNode[] | undefined;
@@ -289,8 +302,7 @@ async function readRegistry(kc: k8s.KubeConfig, provider: string, now: Date): Pr
   return registryReport(p, gpuNodes, now);
 }
 
-interface StatusOptions {
-  kubeconfig?: string;
+interface StatusOptions extends KubeconfigFlags {
   registryKubeconfig?: string;
   provider?: string;
   jobsNamespace: string;
@@ -305,9 +317,10 @@ export function statusProviderName(flag: string | undefined, contextNamespace: s
 }
 
 function statusCommand(): Command {
-  return new Command('status')
-    .description("Show this provider's GPU nodes (free, reclaimed), the job pods running here and, with the agent's registry kubeconfig, what the registry thinks (Ready, heartbeat, capacity, reputation)")
-    .option('--kubeconfig <file>', "the provider cluster's kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+  const cmd = new Command('status').description(
+    "Show this provider's GPU nodes (free, reclaimed), the job pods running here and, with the agent's registry kubeconfig, what the registry thinks (Ready, heartbeat, capacity, reputation)",
+  );
+  return withClusterOptions(cmd)
     .option('--registry-kubeconfig <file>', "the agent's kubeconfig for the registry, as gpufed registry add-provider wrote it")
     .option('--provider <name>', "the Provider on the registry (default: from the registry kubeconfig's namespace gpufed-provider-<name>)")
     .option('--jobs-namespace <ns>', "the namespace the agent runs job pods in (the agent's --jobs-namespace)", DEFAULT_JOBS_NAMESPACE)
@@ -327,49 +340,61 @@ Examples:
   $ gpufed provider status --kubeconfig ~/.kube/config -o json | jq '.nodes[] | select(.free > 0)'`,
     )
     .action(async (o: StatusOptions) => {
-      for (const [flag, file] of [['--kubeconfig', o.kubeconfig], ['--registry-kubeconfig', o.registryKubeconfig]] as const) {
-        if (file !== undefined && !existsSync(file)) throw new UsageError(`${flag} ${file}: no such file`);
-      }
+      if (o.registryKubeconfig !== undefined && !existsSync(o.registryKubeconfig)) throw new UsageError(`--registry-kubeconfig ${o.registryKubeconfig}: no such file`);
       const now = new Date();
+      const clusterKc = clusterKubeConfig(o);
       const registryKc = o.registryKubeconfig === undefined ? undefined : loadKubeConfig(o.registryKubeconfig);
-      const provider = registryKc === undefined ? undefined : statusProviderName(o.provider, registryKc.getContextObject(registryKc.getCurrentContext())?.namespace);
+      const provider = registryKc === undefined ? undefined : statusProviderName(o.provider, contextNamespace(registryKc));
       const [cluster, registry] = await Promise.all([
-        readCluster(loadKubeConfig(o.kubeconfig), o.jobsNamespace, now),
+        readCluster(clusterKc, o.jobsNamespace, now),
         registryKc === undefined || provider === undefined ? undefined : readRegistry(registryKc, provider, now),
       ]);
       const report = registry === undefined ? cluster : withRegistry(cluster, registry);
       print(o.output, report, () => providerStatusTable(report, now));
       if (registry?.error !== undefined) {
         process.stderr.write(`error: ${registry.error}\n`);
-        process.exitCode = EXIT_REMOTE;
+        process.exitCode = ExitCode.Remote;
       }
+    });
+}
+
+function reclaimCommand(): Command {
+  const cmd = new Command('reclaim')
+    .description('Take a GPU node back: no new jobs land on it, running jobs stop when the grace period ends (reason Reclaimed)')
+    .argument('<node>', 'the node to take back')
+    .addOption(new Option('--grace <duration>', 'how long running jobs may go on, e.g. 5m, 30s or 0').default(300_000, '5m').argParser(durationArg('--grace')));
+  return withClusterOptions(cmd)
+    .addHelpText('after', '\nExamples:\n  $ gpufed provider reclaim gaming-pc --grace 5m\n  $ gpufed provider reclaim gaming-pc --grace 0   # stop its jobs now')
+    .action(async (node: string, o: KubeconfigFlags & { grace: number }) => {
+      const deadline = new Date(Date.now() + o.grace).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      await annotate(o, node, deadline);
+      process.stdout.write(`Reclaimed ${node}: no new gpufed jobs will start there; running jobs stop at ${deadline}.\nGive it back with: gpufed provider release ${node}\n`);
+    });
+}
+
+function releaseCommand(): Command {
+  const cmd = new Command('release').description('Give a reclaimed node back to the federation').argument('<node>', 'the node to give back');
+  return withClusterOptions(cmd)
+    .addHelpText('after', '\nExamples:\n  $ gpufed provider release gaming-pc\n  $ gpufed provider release gaming-pc --kubeconfig ~/.kube/home-cluster.yaml')
+    .action(async (node: string, o: KubeconfigFlags) => {
+      await annotate(o, node, null);
+      process.stdout.write(`Released ${node}: it takes gpufed jobs again.\n`);
     });
 }
 
 export function providerCommand(): Command {
   const provider = new Command('provider').description("Manage this provider's GPU nodes (run by the owner, against the provider's own cluster)");
-  provider
-    .command('reclaim')
-    .description('Take a GPU node back: no new jobs land on it, running jobs stop when the grace period ends (reason Reclaimed)')
-    .argument('<node>', 'the node to take back')
-    .addOption(new Option('--grace <duration>', 'how long running jobs may go on, e.g. 5m, 30s or 0').default(300_000, '5m').argParser(durationArg('--grace')))
-    .option('--kubeconfig <file>', "the provider cluster's kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
-    .addHelpText('after', '\nExamples:\n  $ gpufed provider reclaim gaming-pc --grace 5m\n  $ gpufed provider reclaim gaming-pc --grace 0   # stop its jobs now')
-    .action(async (node: string, o: { grace: number; kubeconfig?: string }) => {
-      const deadline = new Date(Date.now() + o.grace).toISOString().replace(/\.\d{3}Z$/, 'Z');
-      await annotate(o.kubeconfig, node, deadline);
-      process.stdout.write(`Reclaimed ${node}: no new gpufed jobs will start there; running jobs stop at ${deadline}.\nGive it back with: gpufed provider release ${node}\n`);
-    });
-  provider
-    .command('release')
-    .description('Give a reclaimed node back to the federation')
-    .argument('<node>', 'the node to give back')
-    .option('--kubeconfig <file>', "the provider cluster's kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
-    .addHelpText('after', '\nExample:\n  $ gpufed provider release gaming-pc')
-    .action(async (node: string, o: { kubeconfig?: string }) => {
-      await annotate(o.kubeconfig, node, null);
-      process.stdout.write(`Released ${node}: it takes gpufed jobs again.\n`);
-    });
-  provider.addCommand(statusCommand());
+  provider.addHelpText(
+    'after',
+    `
+Every subcommand runs against the provider's own cluster: --kubeconfig, else $KUBECONFIG, else
+~/.kube/config; --context, else its current context.
+
+Examples:
+  $ gpufed provider status --registry-kubeconfig alice-agent.kubeconfig
+  $ gpufed provider reclaim gaming-pc --grace 5m   # game tonight
+  $ gpufed provider release gaming-pc`,
+  );
+  for (const sub of [statusCommand(), reclaimCommand(), releaseCommand()]) provider.addCommand(sub);
   return provider;
 }

@@ -5,11 +5,11 @@ import * as k8s from '@kubernetes/client-node';
 import { Argument, Command, Option } from 'commander';
 import { AssignmentResource, GpuNodeResource, ProviderResource, type Assignment, type ComputeJob, type GpuNode, type Provider } from '../../../operator/src/api/index.js';
 import { DEFAULT_MAX_DURATION_SECONDS } from '../../../operator/src/registry/job-lifecycle.js';
-import { apiErrorCode, explain } from '../../../operator/src/kube/errors.js';
+import { apiErrorCode } from '../../../operator/src/kube/errors.js';
 import { formatCoin, parseCoin, type Coin } from '../../../operator/src/scheduling/coin.js';
 import { matchProviders, providerVerdicts, type MatchJob, type MatchSnapshot, type ProviderVerdict, type UnfitReason } from '../../../operator/src/scheduling/match.js';
 import { reservationsFor } from '../../../operator/src/scheduling/reservations.js';
-import { bold, dim, durationArg, formatSeconds, green, outputOption, print, table, type OutputFormat } from '../output.js';
+import { apiFailure, bold, dim, durationArg, formatSeconds, green, outputOption, print, table, type OutputFormat } from '../output.js';
 import { readComputeJob, renterKubeConfig, withRenterOptions, type RenterOptions } from '../renter.js';
 
 /** The registry's default; a provider whose heartbeat is older is not considered. */
@@ -143,7 +143,7 @@ export async function readMarket(kc: k8s.KubeConfig): Promise<Market> {
     try {
       return await listAll<T>(api, ref);
     } catch (e) {
-      throw explain(`Listing ${ref.plural} on the registry`, e);
+      throw apiFailure(`Listing ${ref.plural} on the registry`, e);
     }
   };
   const [providers, gpuNodes] = await Promise.all([read<Provider>(ProviderResource), read<GpuNode>(GpuNodeResource)]);
@@ -151,7 +151,7 @@ export async function readMarket(kc: k8s.KubeConfig): Promise<Market> {
     return { providers, gpuNodes, assignments: await listAll<Assignment>(api, AssignmentResource) };
   } catch (e) {
     if (apiErrorCode(e) === 403) return { providers, gpuNodes };
-    throw explain('Listing assignments on the registry', e);
+    throw apiFailure('Listing assignments on the registry', e);
   }
 }
 

@@ -6,7 +6,7 @@ import { dirname, resolve } from 'node:path';
 import { Argument, Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { ProviderSpecPrice } from '../../../operator/src/api/index.js';
-import { Kube, loadKubeConfig } from '../../../operator/src/kube/client.js';
+import { Kube } from '../../../operator/src/kube/client.js';
 import { currentProvider, onboardProvider, rotateProviderToken, writePrivateFile, type Onboarded, type Rotated } from '../../../operator/src/onboarding/apply.js';
 import {
   addressProblem,
@@ -27,6 +27,7 @@ import {
   type ProofDocument,
   type TenantRequest,
 } from '../../../operator/src/onboarding/tenant.js';
+import { commandKubeConfig, type KubeconfigFlags } from '../kubeconfig.js';
 import { bold, dim, green, outputOption, print, table, UsageError, type OutputFormat } from '../output.js';
 
 /** The field manager of everything this CLI applies on the registry. */
@@ -64,9 +65,7 @@ function checkAddress(flag: string, address: string, prefix: string): void {
   if (problem) throw new UsageError(`${flag} ${address}: ${problem}`);
 }
 
-export interface AdminOptions {
-  kubeconfig?: string;
-  context?: string;
+export interface AdminOptions extends KubeconfigFlags {
   server?: string;
   kubeconfigOut: string;
   output: OutputFormat;
@@ -81,12 +80,7 @@ interface AddOptions extends AdminOptions {
 }
 
 function adminKube(o: AdminOptions): Kube {
-  const kc = loadKubeConfig(o.kubeconfig);
-  if (o.context) {
-    if (!kc.getContextObject(o.context)) throw new UsageError(`--context ${o.context}: no such context in ${o.kubeconfig ?? 'the default kubeconfig'}`);
-    kc.setCurrentContext(o.context);
-  }
-  return new Kube(kc, FIELD_MANAGER);
+  return new Kube(commandKubeConfig(o, "the registry admin's"), FIELD_MANAGER);
 }
 
 /** Region and prices may be left out when the Provider exists: its current ones are kept. */
@@ -324,6 +318,9 @@ export function registryCommand(): Command {
   registry.addHelpText(
     'after',
     `
+Every subcommand runs with the registry admin's kubeconfig: --kubeconfig, else $KUBECONFIG, else
+~/.kube/config; --context, else its current context.
+
 Examples:
   $ gpufed registry add-provider alice --wallet cosmos1... --region eu-west \\
       --price NVIDIA-GeForce-RTX-4090=1200000ustake --kubeconfig-out alice-agent.kubeconfig

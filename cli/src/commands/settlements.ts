@@ -8,9 +8,9 @@ import { Command, Option } from 'commander';
 import { PROVIDER_NAMESPACE_PREFIX, providerNamespace, providerOfNamespace, UsageRecordResource, type ComputeJob, type ComputeJobStatus, type ComputeJobStatusSettlement, type UsageRecord, type UsageRecordList } from '../../../operator/src/api/index.js';
 import { apiErrorCode } from '../../../operator/src/kube/errors.js';
 import { tryParseCoin } from '../../../operator/src/scheduling/coin.js';
-import { dim, outputOption, print, table, UsageError, type OutputFormat } from '../output.js';
+import { contextNamespace } from '../kubeconfig.js';
+import { apiFailure, dim, outputOption, print, table, UsageError, type OutputFormat } from '../output.js';
 import { RenterJobs, renterKubeConfig, type RenterOptions } from '../renter.js';
-import { registryFailure } from './budget.js';
 
 // ---------------------------------------------------------------------------------------------
 // Pure parts
@@ -200,20 +200,15 @@ async function providerRecords(kc: k8s.KubeConfig, scope: Exclude<Scope, { kind:
     return { source: 'UsageRecords', scope: scopeName(scope), records: recordRows(records, job === undefined ? {} : { job }) };
   } catch (e) {
     const hint = isForbidden(e) ? "; as a renter, run gpufed settlements list without --provider or --all-providers to see your jobs' payments" : '';
-    throw registryFailure(`Listing UsageRecords in ${scopeName(scope)}`, e, hint);
+    throw apiFailure(`Listing UsageRecords in ${scopeName(scope)}`, e, { hint });
   }
 }
 
-/** A renter's jobs, or the one --job names, as the registry's status has their money. */
+/** A renter's jobs, or the one --job names, as the registry's status has their money (RenterJobs says why it could not read them). */
 async function renterJobsSettlements(kc: k8s.KubeConfig, namespace: string, job: string | undefined): Promise<SettlementsOutput> {
   const jobs = new RenterJobs(kc, namespace);
-  try {
-    const items = job !== undefined ? [await jobs.get(job)] : (await jobs.list()).items;
-    return { source: 'ComputeJobs', namespace, jobs: items.map(jobSettlements).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) };
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-    throw registryFailure(`Reading ComputeJobs in namespace ${namespace}`, (e as { cause?: unknown }).cause ?? e);
-  }
+  const items = job !== undefined ? [await jobs.get(job)] : (await jobs.list()).items;
+  return { source: 'ComputeJobs', namespace, jobs: items.map(jobSettlements).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) };
 }
 
 /**
@@ -226,7 +221,7 @@ async function renterSettlements(kc: k8s.KubeConfig, namespace: string, job: str
     records = await listRecords(kc);
   } catch (e) {
     if (isForbidden(e)) return renterJobsSettlements(kc, namespace, job);
-    throw registryFailure('Listing UsageRecords on the registry', e);
+    throw apiFailure('Listing UsageRecords on the registry', e);
   }
   return { source: 'UsageRecords', scope: scopeName({ kind: 'renter', namespace }), records: recordRows(records, { jobNamespace: namespace, ...(job === undefined ? {} : { job }) }) };
 }
@@ -286,7 +281,7 @@ Examples:
     )
     .action(async (o: ListOptions) => {
       const kc = renterKubeConfig(o);
-      const scope = settlementScope(o, kc.getContextObject(kc.getCurrentContext())?.namespace);
+      const scope = settlementScope(o, contextNamespace(kc));
       const out = await readSettlements(kc, scope, o.job);
       print(o.output, out, () => settlementsText(out, o.job));
     });

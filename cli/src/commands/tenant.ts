@@ -84,6 +84,15 @@ export function tenantManifest(privateKey: Uint8Array, namespace: string, prefix
 
 export function tenantCommand(): Command {
   const tenant = new Command('tenant').description("Bind a renter's namespace to the address that pays for its jobs");
+  tenant.addHelpText(
+    'after',
+    `
+Examples:
+  # the renter, offline:
+  $ gpufed tenant prove --namespace carol --key-file ~/.gpufed/carol.key > carol-tenant.yaml
+  # the registry admin, with what the renter sent:
+  $ gpufed registry add-tenant carol --proof carol-tenant.yaml --kubeconfig-out carol.kubeconfig`,
+  );
   tenant
     .command('prove')
     .description('Sign an ADR-036 proof with the payer key and print the Tenant for the registry admin (offline)')
