@@ -13,7 +13,7 @@ import { costOf, covers, type PayerFunds } from '../settlement/grants.js';
 import { settledState, settlementStatus } from './settlement-status.js';
 import { ASSIGNMENT_NAME_ANNOTATION, JobLabel, MANAGED_BY } from '../agent/jobpod.js';
 import { Kube } from '../kube/client.js';
-import { apiErrorCode, apiErrorMessage, isNotFound } from '../kube/errors.js';
+import { apiErrorCode, apiErrorMessage, isNamespaceTerminating, isNotFound } from '../kube/errors.js';
 import { Watched, allPath, listAllCustom } from '../kube/informer.js';
 import { LeaderElector } from '../kube/leader.js';
 import { RecentWrites } from '../kube/recent-writes.js';
@@ -79,6 +79,9 @@ function registryPart(status: ComputeJobStatus | undefined): ComputeJobStatus {
   return normalized(out as ComputeJobStatus);
 }
 
+/** How long a payer's funds read from the chain answer the matcher's payment check. */
+const FUNDS_CACHE_MS = 2000;
+
 export class Registry {
   readonly jobs: Watched<Obj<ComputeJob>>;
   readonly assignments: Watched<Obj<Assignment>>;
@@ -98,7 +101,7 @@ export class Registry {
   private readonly kubeReputation: Kube;
   private readonly kubeSettlement: Kube;
   /** Payers' funds towards providers, read from the chain for the payment check, briefly cached. */
-  private readonly fundsCache = new Map<string, { at: number; funds: PayerFunds }>();
+  private readonly fundsCache = new Map<string, { at: number; funds: PayerFunds }>(); // stale entries dropped on each check
   private readonly core: k8s.CoreV1Api;
   private readonly now: () => Date;
   /** Our own writes the caches may not show yet (controller-runtime's expectations). */
@@ -138,6 +141,7 @@ export class Registry {
       list: listAllCustom<Obj<UsageRecord>>(o.kc, UsageRecordResource),
       onEvent: (r) => this.usageChanged(r),
       onError: onError(UsageRecordResource.plural),
+      indexBy: (r) => r.spec.jobRef.uid, // a job's records without a scan of all of them (jobs × periods)
     });
     const selector = `${JobLabel.ManagedBy} in (${MANAGED_BY},${RELAY_MANAGED_BY})`;
     this.logs = new Watched<k8s.V1ConfigMap>(o.kc, {
@@ -326,17 +330,7 @@ export class Registry {
     const funds = this.o.funds;
     const payer = this.tenants.get(job.metadata.namespace ?? '')?.status?.verifiedAddress;
     if (!funds || !payer || ['Running', 'Succeeded', 'Failed', 'Cancelling'].includes(job.status?.phase ?? '') || job.metadata.deletionTimestamp) return undefined;
-    const byWallet = new Map<string, PayerFunds>();
-    for (const p of this.providers.list()) {
-      const key = `${payer}/${p.spec.wallet}`;
-      const hit = this.fundsCache.get(key);
-      if (hit && this.now().getTime() - hit.at < 2000) byWallet.set(p.spec.wallet, hit.funds);
-      else {
-        const f = await funds(payer, p.spec.wallet);
-        this.fundsCache.set(key, { at: this.now().getTime(), funds: f });
-        byWallet.set(p.spec.wallet, f);
-      }
-    }
+    const byWallet = await this.fundsByWallet(funds, payer);
     const units = job.spec.resources.gpu.count;
     const seconds = Math.min(job.spec.maxDurationSeconds ?? 86_400, (this.o.paymentCoverMs ?? 300_000) / 1000);
     const now = this.now().getTime();
@@ -347,10 +341,28 @@ export class Registry {
     };
   }
 
+  /** The payer's funds towards every provider's hot key, from the chain or read in the last FUNDS_CACHE_MS. */
+  private async fundsByWallet(funds: NonNullable<RegistryOptions['funds']>, payer: string): Promise<Map<string, PayerFunds>> {
+    const byWallet = new Map<string, PayerFunds>();
+    const nowMs = this.now().getTime();
+    for (const [key, hit] of this.fundsCache) if (nowMs - hit.at >= FUNDS_CACHE_MS) this.fundsCache.delete(key);
+    for (const p of this.providers.list()) {
+      const key = `${payer}/${p.spec.wallet}`;
+      const hit = this.fundsCache.get(key);
+      if (hit) byWallet.set(p.spec.wallet, hit.funds);
+      else {
+        const f = await funds(payer, p.spec.wallet);
+        this.fundsCache.set(key, { at: this.now().getTime(), funds: f });
+        byWallet.set(p.spec.wallet, f);
+      }
+    }
+    return byWallet;
+  }
+
   /** With a chain, a cancelled job is let go once it is paid; without one nothing is ever paid. */
   private settlementWait(uid: string, mine: readonly Assignment[]): { unsettled?: string[]; settleWaitMs?: number } {
     if (!this.o.funds) return {};
-    const records = this.usageRecords.list().filter((r) => r.spec.jobRef.uid === uid);
+    const records = this.usageRecords.indexed(uid);
     return { unsettled: settledState(mine, records, this.lostProviders()).waitingFor, settleWaitMs: this.o.settleWaitMs ?? 600_000 };
   }
 
@@ -372,7 +384,7 @@ export class Registry {
     const job = this.job(key);
     if (!job || parseCoinSafe(job.spec.maxPricePerGpuHour) === undefined) return;
     const uid = job.metadata.uid ?? '';
-    const records = this.usageRecords.list().filter((r) => r.spec.jobRef.uid === uid);
+    const records = this.usageRecords.indexed(uid);
     const assignments = this.allAssignments().filter((a) => a.metadata.labels?.[JOB_UID_LABEL] === uid);
     if (records.length === 0 && assignments.length === 0) return;
     const want = settlementStatus(job, assignments, records, this.now(), this.lostProviders());
@@ -403,8 +415,9 @@ export class Registry {
       return written;
     } catch (e) {
       // Releasing a job that is already gone: an apply to a missing object is a create, which the
-      // schema refuses (422) for want of a spec. Either way there is nothing left to release.
-      if (!present && (isNotFound(e) || apiErrorCode(e) === 422)) return job;
+      // schema refuses (422) for want of a spec, or a namespace being deleted refuses (403). Either
+      // way there is nothing left to release.
+      if (!present && (isNotFound(e) || apiErrorCode(e) === 422 || isNamespaceTerminating(e))) return job;
       throw e;
     }
   }
