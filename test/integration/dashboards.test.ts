@@ -280,6 +280,10 @@ describe('the Grafana dashboards', () => {
     // the grant was made with 100000000 in beforeAll and only this job drew on it.
     const paid = parseCoin(settled.status?.paid ?? '0ustake');
     expect(paid.amount).toBeGreaterThan(0n);
+    // Each payment says when its block was made, as the chain says (within this run).
+    const times = (settled.status?.settlements ?? []).map((t) => Date.parse(t.time ?? ''));
+    expect(times.length).toBeGreaterThan(0);
+    for (const t of times) expect(t >= runStart - 5000 && t <= Date.now() + 5000).toBe(true);
     const money = `{cluster="${PROVIDER}", tenant="${carol.namespace}", denom="${paid.denom}"}`;
     await seen(`gpufed_paid_total of ${paid.amount}`, `gpufed_paid_total${money} == ${paid.amount}`);
     await seen(`gpufed_billed_total of ${paid.amount}`, `gpufed_billed_total${money} == ${paid.amount}`);

@@ -979,6 +979,8 @@ export interface UsageRecordStatus {
   txHash?: string;
   /** The block height that committed the transaction. */
   height?: number;
+  /** When the block that committed the transaction was made (RFC 3339), as the chain says. */
+  time?: string;
   /** The signer's account sequence the transaction was signed with. */
   sequence?: number;
   /**

@@ -4,14 +4,14 @@ import { settledState, settlementStatus } from './settlement-status.js';
 const NOW = new Date('2026-11-21T12:30:00Z');
 const job = (phase?: string): ComputeJob => ({ apiVersion: 'gpufed.io/v1alpha1', kind: 'ComputeJob', metadata: { name: 'train', namespace: 'carol', uid: 'u1' }, spec: { image: 'x', resources: { gpu: { count: 1, models: ['M'] } }, maxPricePerGpuHour: '2000000ustake' }, ...(phase ? { status: { phase: phase as 'Running' } } : {}) });
 const assignment = (name: string, provider = 'alice', ran = true): Assignment => ({ apiVersion: 'gpufed.io/v1alpha1', kind: 'Assignment', metadata: { name, namespace: `gpufed-provider-${provider}` }, spec: {} as Assignment['spec'], ...(ran ? { status: { startTime: '2026-11-21T12:00:00Z' } } : {}) });
-function record(name: string, a: string, end: string, cumulative: number, amount: string, state?: string, tx?: { hash: string; height: number }, final = false): UsageRecord {
+function record(name: string, a: string, end: string, cumulative: number, amount: string, state?: string, tx?: { hash: string; height: number; time?: string }, final = false): UsageRecord {
   return {
     apiVersion: 'gpufed.io/v1alpha1', kind: 'UsageRecord', metadata: { name },
     spec: { assignmentName: a, jobRef: { namespace: 'carol', name: 'train', uid: 'u1' }, epoch: 1, period: { start: '2026-11-21T12:00:00Z', end }, gpuMilliseconds: { cumulative, delta: 0 }, pricePerGpuHour: '1200000ustake', amount, payer: 'p', payee: 'q', evidenceDigest: '0'.repeat(64), final },
-    ...(state ? { status: { state: state as 'Committed', ...(tx ? { txHash: tx.hash, height: tx.height, signedTx: 'AA==' } : {}) } } : {}),
+    ...(state ? { status: { state: state as 'Committed', ...(tx ? { txHash: tx.hash, height: tx.height, signedTx: 'AA==', ...(tx.time ? { time: tx.time } : {}) } : {}) } } : {}),
   };
 }
-const TX1 = { hash: 'A'.repeat(64), height: 10 };
+const TX1 = { hash: 'A'.repeat(64), height: 10, time: '2026-11-21T12:05:03.251Z' };
 const TX2 = { hash: 'B'.repeat(64), height: 20 };
 
 describe('settlementStatus', () => {
@@ -22,7 +22,7 @@ describe('settlementStatus', () => {
       record('r3', 'a2', '2026-11-21T12:05:00Z', 60_000, '20000ustake', 'Committed', TX1),
     ];
     const s = settlementStatus(job('Running'), [assignment('a1'), assignment('a2', 'bob')], records, NOW);
-    expect(s).toMatchObject({ usage: { gpuMilliseconds: 660_000, meteredUntil: '2026-11-21T12:10:00Z' }, cost: '220000ustake', paid: '120000ustake', settlements: [{ txHash: TX1.hash, height: 10, amount: '120000ustake' }] });
+    expect(s).toMatchObject({ usage: { gpuMilliseconds: 660_000, meteredUntil: '2026-11-21T12:10:00Z' }, cost: '220000ustake', paid: '120000ustake', settlements: [{ txHash: TX1.hash, height: 10, time: TX1.time, amount: '120000ustake' }] });
     expect(s.conditions).toHaveLength(1);
     expect(s.conditions?.[0]).toMatchObject({ type: 'Settled', status: 'False', reason: 'SettlementPending' });
     expect(s.conditions?.[0]?.message).toBe("Waiting for alice's final usage record and bob's final usage record and 1 unpaid usage record");

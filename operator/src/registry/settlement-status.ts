@@ -41,13 +41,13 @@ export function settledState(assignments: readonly Assignment[], records: readon
 function money(sorted: readonly UsageRecord[], denom: string): { cost: bigint; paid: bigint; settlements: ComputeJobStatusSettlement[] } {
   let cost = 0n;
   let paid = 0n;
-  const byTx = new Map<string, { txHash: string; height?: number; sum: bigint }>();
+  const byTx = new Map<string, { txHash: string; height?: number; time?: string; sum: bigint }>();
   for (const r of sorted) {
     const amount = parseCoin(r.spec.amount).amount;
     cost += amount;
     if (r.status?.state !== 'Committed' || !r.status.txHash) continue;
     paid += amount;
-    const t = byTx.get(r.status.txHash) ?? { txHash: r.status.txHash, sum: 0n, ...(r.status.height ? { height: r.status.height } : {}) };
+    const t = byTx.get(r.status.txHash) ?? { txHash: r.status.txHash, sum: 0n, ...(r.status.height ? { height: r.status.height } : {}), ...(r.status.time ? { time: r.status.time } : {}) };
     t.sum += amount;
     byTx.set(r.status.txHash, t);
   }

@@ -188,6 +188,14 @@ export class Chain {
     }
   }
 
+  /** When the block at `height` was made (RFC 3339), from its header. */
+  async blockTime(height: number): Promise<string> {
+    const r = await this.comet.blockchain(height, height);
+    const meta = r.blockMetas[0];
+    if (!meta) throw new Error(`The chain returned no header for height ${height}`);
+    return meta.header.time.toISOString();
+  }
+
   /** Signs and sends a payer's grant to a provider's hot key, waiting for it to commit. */
   async grantSpend(privateKey: Uint8Array, grantee: string, limit: Coin, allowList: string[], expiresAtMs?: number): Promise<FoundTx & { txHash: string }> {
     const { address } = await this.signer(privateKey);

@@ -172,7 +172,11 @@ export class Settler {
 
   private async committed(mine: UsageRecord[], hash: string, found: FoundTx): Promise<SettleOutcome> {
     await this.o.hooks?.beforeCommitRecord?.(hash);
-    for (const r of mine) await this.write(r.metadata.name ?? '', { ...keep(r.status), state: 'Committed', height: found.height, message: `Paid in block ${found.height}` }, 'True', UsageRecordReason.Committed);
+    const time = await this.o.chain.blockTime(found.height).catch((e: unknown) => {
+      this.o.log.warn({ height: found.height, err: (e as Error).message }, 'Could not read the block time; recording the payment without it');
+      return undefined;
+    });
+    for (const r of mine) await this.write(r.metadata.name ?? '', { ...keep(r.status), state: 'Committed', height: found.height, ...(time ? { time } : {}), message: `Paid in block ${found.height}` }, 'True', UsageRecordReason.Committed);
     await this.o.onCommitted?.(mine);
     this.o.log.info({ txHash: hash, height: found.height, records: mine.length, gasUsed: found.gasUsed }, 'Settlement transaction committed');
     return { kind: 'committed', txHash: hash, height: found.height, records: mine.length };
