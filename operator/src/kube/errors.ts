@@ -37,6 +37,8 @@ export function apiErrorMessage(e: unknown): string {
 export const isNotFound = (e: unknown): boolean => apiErrorCode(e) === 404;
 export const isConflict = (e: unknown): boolean => apiErrorCode(e) === 409;
 export const isInvalid = (e: unknown): boolean => apiErrorCode(e) === 422;
+/** 403 because the namespace is being deleted: nothing new may be created in it (a server-side apply to a missing object is a create). */
+export const isNamespaceTerminating = (e: unknown): boolean => apiErrorCode(e) === 403 && /NamespaceTerminating|because it is being terminated/.test(JSON.stringify(statusBody(e) ?? {}));
 
 /** Re-throws an API error as a plain Error whose message says what was being done and why it failed. */
 export function explain(doing: string, e: unknown): Error {
