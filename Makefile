@@ -32,6 +32,8 @@ tools: ## Build (or reuse from the cache) etcd, kube-*, KWOK, kube-state-metrics
 .PHONY: build
 build: deps ## Compile TypeScript to dist/
 	npx tsc -p tsconfig.build.json
+	@# Executable, as npm makes a package's bin entries: gpufed and the kubectl plugin kubectl-gpufed.
+	chmod +x dist/cli/src/gpufed.js
 
 .PHONY: check
 check: build ## Lint, type-check, and check that generated code matches crds/

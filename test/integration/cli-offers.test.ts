@@ -5,16 +5,16 @@
 // cluster has and the prices of her Provider, bob's GPUs as not free; alice, with her cluster's admin
 // kubeconfig and her agent's registry kubeconfig, sees her nodes, her job pods and what the registry
 // thinks. Reclaiming a node shows in both.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { parse } from 'yaml';
 import { Agent } from '../../operator/src/agent/agent.js';
 import { Registry } from '../../operator/src/registry/registry.js';
 import { Metrics } from '../../operator/src/telemetry/metrics.js';
-import { repoRoot } from '../../cli/src/dev/paths.js';
+import { binDir, repoRoot } from '../../cli/src/dev/paths.js';
 import type { Offer, Offers } from '../../cli/src/commands/offers.js';
 import type { ProviderStatusReport } from '../../cli/src/commands/provider.js';
 import { agentRegistryConfig, eventually, kubeConfig, kubeconfigOf, kubectl, run, withoutWork } from '../support/federation.js';
@@ -133,6 +133,30 @@ describe('gpufed offers', () => {
 
     const one = await offers(['--model', 'nvidia-geforce-rtx-3090', '-o', 'yaml']);
     expect(new Set((parse(one.stdout) as Offers).offers.map((o) => o.model))).toEqual(new Set([RTX3090]));
+  });
+
+  it('runs as `kubectl gpufed`, the kubectl plugin, installed the way npm links a package bin', async () => {
+    // npm links bin entries as symlinks to the file; kubectl finds plugins as kubectl-<name> on PATH.
+    const bin = mkdtempSync(join(tmpdir(), 'gpufed-plugin-'));
+    try {
+      symlinkSync(join(repoRoot(), 'dist/cli/src/gpufed.js'), join(bin, 'kubectl-gpufed'));
+      const env = { ...process.env, NO_COLOR: '1', PATH: [bin, dirname(process.execPath), process.env.PATH ?? ''].join(delimiter) };
+      const kubectlBin = join(binDir(), 'kubectl');
+      const plugins = await run(kubectlBin, ['plugin', 'list'], { env });
+      expect(plugins.stdout).toContain(join(bin, 'kubectl-gpufed'));
+      const help = await run(kubectlBin, ['gpufed', 'offers', '--help'], { env });
+      expect(help.code).toBe(0);
+      expect(help.stdout).toMatch(/^Usage: kubectl gpufed offers /m);
+      const viaKubectl = await run(kubectlBin, ['gpufed', 'offers', '--kubeconfig', tenant.kubeconfig, '-o', 'json'], { env });
+      expect(viaKubectl.code).toBe(0);
+      const direct = await offers(['-o', 'json']);
+      const models = (o: Offers) => o.offers.map((x) => `${x.provider} ${x.model} ${x.pricePerGpuHour}`).sort();
+      expect(models(JSON.parse(viaKubectl.stdout) as Offers)).toEqual(models(JSON.parse(direct.stdout) as Offers));
+      const bad = await run(kubectlBin, ['gpufed', 'offers', '-o', 'xml'], { env });
+      expect(bad.code).toBe(2);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 
   it('answers a usage error with exit status 2', async () => {
