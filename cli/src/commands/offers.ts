@@ -4,17 +4,15 @@
 // may read them) and judges each provider the way the registry's matcher does: a provider that is
 // not Ready (heartbeat missing or stale, the registry's Ready condition not True, cordoned) takes no
 // new jobs, so its GPUs are counted but none of them as free.
-import * as k8s from '@kubernetes/client-node';
 import { Command, Option } from 'commander';
-import { AssignmentResource, findCondition, GpuNodeResource, ProviderConditionType, providerOfNamespace, ProviderResource, type Assignment, type GpuNode, type GpuNodeSpec, type GpuNodeStatus, type Provider } from '../../../operator/src/api/index.js';
+import { findCondition, ProviderConditionType, providerOfNamespace, type GpuNode, type GpuNodeSpec, type GpuNodeStatus, type Provider } from '../../../operator/src/api/index.js';
 import { takesJobs } from '../../../operator/src/agent/fit.js';
-import { apiErrorCode } from '../../../operator/src/kube/errors.js';
 import { tryParseCoin } from '../../../operator/src/scheduling/coin.js';
 import { UnfitReason, type Reservation } from '../../../operator/src/scheduling/match.js';
 import { reservationsFor } from '../../../operator/src/scheduling/reservations.js';
-import { apiFailure, bold, dim, durationArg, green, outputOption, print, red, table, type OutputFormat } from '../output.js';
+import { bold, dim, durationArg, green, outputOption, print, red, table, type OutputFormat } from '../output.js';
 import { renterKubeConfig, withRenterOptions, type RenterOptions } from '../renter.js';
-import { DEFAULT_HEARTBEAT_TIMEOUT_MS, type Market } from './quote.js';
+import { DEFAULT_HEARTBEAT_TIMEOUT_MS, readMarket, type Market } from './quote.js';
 
 /** Why a provider takes no new jobs now: the matcher's code and its words. */
 export interface NotReady {
@@ -211,32 +209,6 @@ export function offersTable(m: Offers): string {
   return lines.join('\n');
 }
 
-// ---------------------------------------------------------------------------------------------
-// Reading the market
-
-const refOf = (r: { group: string; version: string; plural: string }) => ({ group: r.group, version: r.version, plural: r.plural });
-
-/** Providers and GpuNodes (every namespace) must be readable; Assignments may not be, for a renter. */
-export async function readOffersMarket(kc: k8s.KubeConfig): Promise<Market> {
-  const api = kc.makeApiClient(k8s.CustomObjectsApi);
-  const list = async <T>(r: typeof ProviderResource | typeof GpuNodeResource | typeof AssignmentResource): Promise<T[]> =>
-    ((await api.listClusterCustomObject(refOf(r))) as { items: T[] }).items;
-  const read = async <T>(r: typeof ProviderResource | typeof GpuNodeResource): Promise<T[]> => {
-    try {
-      return await list<T>(r);
-    } catch (e) {
-      throw apiFailure(`Listing ${r.plural} on the registry`, e);
-    }
-  };
-  const [providers, gpuNodes] = await Promise.all([read<Provider>(ProviderResource), read<GpuNode>(GpuNodeResource)]);
-  try {
-    return { providers, gpuNodes, assignments: await list<Assignment>(AssignmentResource) };
-  } catch (e) {
-    if (apiErrorCode(e) === 403) return { providers, gpuNodes };
-    throw apiFailure('Listing assignments on the registry', e);
-  }
-}
-
 interface OffersOptions extends RenterOptions {
   model?: string;
   heartbeatTimeout: number;
@@ -267,7 +239,7 @@ Examples:
   $ gpufed offers -o json | jq '.totals[] | select(.free > 0)'`,
     )
     .action(async (o: OffersOptions) => {
-      const market = await readOffersMarket(renterKubeConfig(o));
+      const market = await readMarket(renterKubeConfig(o));
       const m = marketOffers(market, new Date(), { heartbeatTimeoutMs: o.heartbeatTimeout, ...(o.model === undefined ? {} : { model: o.model }) });
       if (m.offers.length === 0 && o.output === 'table') {
         const models = [...new Set(market.providers.flatMap((p) => p.spec.prices.map((x) => x.model)))].sort(compareText);
