@@ -1,28 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { GpuNode, Provider } from '../../../operator/src/api/index.js';
-import { nodeManifest, parseFleet } from '../dev/fleet.js';
-import { repoRoot } from '../dev/paths.js';
 import { clusterReport, podGpus, providerStatusTable, registryReport, statusProviderName, withRegistry } from './provider.js';
+import { fleetNode as node } from '../../../test/fixtures/nodes.js';
 
-const fleet = parseFleet(readFileSync(join(repoRoot(), 'cli/src/dev/fleets/default.yaml'), 'utf8'));
 const now = new Date('2026-11-21T12:00:00Z');
 const JOBS = 'gpufed-jobs';
 
-/** A node of the default fleet as KWOK publishes it (Ready), changed by `edit`. */
-function node(name: string, edit: (n: V1Node) => void = () => undefined): V1Node {
-  for (const p of fleet.providers) {
-    const f = p.nodes.find((n) => n.name === name);
-    if (!f) continue;
-    const n = nodeManifest(p, f) as V1Node;
-    n.status = { ...n.status, conditions: [{ type: 'Ready', status: 'True' }] };
-    edit(n);
-    return n;
-  }
-  throw new Error(`no node ${name}`);
-}
 
 /** A pod on a node asking for `count` of `resource`; a gpufed job pod when in the jobs namespace. */
 function pod(name: string, nodeName: string, o: { namespace?: string; resource?: string; count?: number; phase?: string; assignment?: string } = {}): V1Pod {

@@ -1,23 +1,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { nodeManifest, parseFleet } from '../../../cli/src/dev/fleet.js';
-import { repoRoot } from '../../../cli/src/dev/paths.js';
 import { gpuNodeSpec, gpuNodeStatus, isGpuNode, podRequest } from './gpunode.js';
+import { fleetNode as node } from '../../../test/fixtures/nodes.js';
 
-const fleet = parseFleet(readFileSync(join(repoRoot(), 'cli/src/dev/fleets/default.yaml'), 'utf8'));
-/** A node as KWOK publishes it: the fleet manifest plus a Ready condition. */
-function node(name: string, edit: (n: V1Node) => void = () => undefined): V1Node {
-  for (const p of fleet.providers) {
-    const f = p.nodes.find((n) => n.name === name);
-    if (!f) continue;
-    const n = nodeManifest(p, f) as V1Node;
-    n.status = { ...n.status, conditions: [{ type: 'Ready', status: 'True' }] };
-    edit(n);
-    return n;
-  }
-  throw new Error(`no node ${name}`);
-}
 const now = new Date('2026-11-21T12:00:00Z');
 const later = new Date('2026-11-21T12:05:00Z');
 
