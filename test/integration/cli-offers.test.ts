@@ -86,8 +86,12 @@ async function marketWhen(what: string, ok: (m: Offers) => boolean): Promise<Off
 beforeAll(async () => {
   tenant = await devTenant();
   const aliceRegistry: k8s.KubeConfig = await agentRegistryConfig('alice', Object.entries(PRICES).map(([model, pricePerGpuHour]) => ({ model, pricePerGpuHour })));
-  // bob is onboarded but runs no agent here: never heartbeated, or a stale heartbeat from another test.
+  // bob is onboarded but runs no agent here.
   await agentRegistryConfig('bob', [{ model: A6000, pricePerGpuHour: '1400000ustake' }]);
+  // An agent of bob's in the previous test file may have stopped seconds ago, its heartbeat still
+  // fresh: age it, as if bob's agent had stopped an hour ago.
+  const aged = await kubectl('registry', ['patch', 'provider', 'bob', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { lastHeartbeatTime: new Date(Date.now() - 3_600_000).toISOString() } })]);
+  if (aged.code !== 0) throw new Error(`Could not age bob's heartbeat: ${aged.stderr}`);
   writeFileSync(agentKubeconfig, aliceRegistry.exportConfig(), { mode: 0o600 });
   await withoutWork('alice');
   await kubectl('alice', ['annotate', 'node', 'alice-desktop', 'gpufed.io/reclaim-deadline-']);
