@@ -63,10 +63,12 @@ export const TenantReason = {
 } as const;
 export type TenantReason = (typeof TenantReason)[keyof typeof TenantReason];
 
-/** Provider condition types, written by the registry from the agent's heartbeat. */
+/** Provider condition types, written by the registry from what it observed. */
 export const ProviderConditionType = {
   /** Heartbeat fresh, not cordoned, at least one priced GPU: new jobs may be placed. */
   Ready: 'Ready',
+  /** The provider's 2-of-2 settlement account is published (status.settlementAccount): it can be paid. */
+  SettlementAccount: 'SettlementAccount',
 } as const;
 export type ProviderConditionType = (typeof ProviderConditionType)[keyof typeof ProviderConditionType];
 
@@ -76,6 +78,14 @@ export const ProviderReason = {
   NeverHeartbeated: 'NeverHeartbeated',
   Cordoned: 'Cordoned',
   NoPricedGpus: 'NoPricedGpus',
+  // SettlementAccount
+  Published: 'Published',
+  /** The agent has not announced its hot key's public key on its heartbeat Lease yet. */
+  NoHotKey: 'NoHotKey',
+  /** The announced hot key is not the one spec.wallet names. */
+  HotKeyMismatch: 'HotKeyMismatch',
+  /** The registry runs without a co-signing key (no chain). */
+  NoRegistryKey: 'NoRegistryKey',
 } as const;
 export type ProviderReason = (typeof ProviderReason)[keyof typeof ProviderReason];
 
@@ -139,22 +149,95 @@ export const AssignmentReason = {
 } as const;
 export type AssignmentReason = (typeof AssignmentReason)[keyof typeof AssignmentReason];
 
-/** UsageRecord condition types, written by the provider's agent. */
+/** UsageRecord condition types, written by the registry (an agent's credentials cannot write a record's status). */
 export const UsageRecordConditionType = {
-  /** The record's payment is committed on chain. */
+  /**
+   * The registry checked the record against its Assignment and the run window it observed: True
+   * (it may be paid) or False (disputed: the reason says which claim was false; never paid).
+   */
+  Verified: 'Verified',
+  /** The record's payment is committed on chain, as the registry found it there. */
   Settled: 'Settled',
 } as const;
 export type UsageRecordConditionType = (typeof UsageRecordConditionType)[keyof typeof UsageRecordConditionType];
 
+/** Reasons of a UsageRecord's Settled condition. */
 export const UsageRecordReason = {
-  AwaitingSignature: 'AwaitingSignature',
+  /** Verified and not in any settlement yet. */
+  Unpaid: 'Unpaid',
+  /** In a Settlement the chain has not decided yet. */
   AwaitingCommit: 'AwaitingCommit',
   Committed: 'Committed',
-  TxFailed: 'TxFailed',
-  TxExpired: 'TxExpired',
-  GrantExhausted: 'GrantExhausted',
+  /** Its amount is 0 (the remainder carries in the cumulative GPU time): nothing to pay. */
+  NothingDue: 'NothingDue',
+  /** Disputed, or not verified yet: it is not to be paid (yet). */
+  NotPayable: 'NotPayable',
 } as const;
 export type UsageRecordReason = (typeof UsageRecordReason)[keyof typeof UsageRecordReason];
+
+/** Why a record is Verified or disputed. Every reason but Verified is a dispute. */
+export const VerificationReason = {
+  Verified: 'Verified',
+  /** No Assignment of this provider has the record's name, or it is not the record's job. */
+  NoAssignment: 'NoAssignment',
+  /** jobRef, epoch, payer, payee, price, model or GPU count differs from the Assignment's. */
+  AssignmentMismatch: 'AssignmentMismatch',
+  /** The amount is not floor(price × cumulative / 3.6e6) minus the previous record's, or the delta is not cumulative minus the previous. */
+  AmountMismatch: 'AmountMismatch',
+  /** It does not continue its Assignment's chain of records (a gap, a fork, an overlap, a record after the final one). */
+  ChainBroken: 'ChainBroken',
+  /** It claims GPU time outside the run window the registry observed (before placement, after the end, past the fence or maxDurationSeconds). */
+  OutsideRunWindow: 'OutsideRunWindow',
+  /** Its period ends later than the registry's clock allows. */
+  FuturePeriod: 'FuturePeriod',
+  /** No valid signature of the provider's hot key over it. */
+  BadSignature: 'BadSignature',
+} as const;
+export type VerificationReason = (typeof VerificationReason)[keyof typeof VerificationReason];
+
+/** Where a UsageRecord stands, in its status.state (written by the registry's usage controller). */
+export const UsageRecordState = {
+  Unverified: 'Unverified',
+  Disputed: 'Disputed',
+  Pending: 'Pending',
+  Settling: 'Settling',
+  Committed: 'Committed',
+  NothingDue: 'NothingDue',
+} as const;
+export type UsageRecordState = (typeof UsageRecordState)[keyof typeof UsageRecordState];
+
+/** What the registry did with a Settlement, in its status.state; absent while only proposed. */
+export const SettlementState = {
+  Cosigned: 'Cosigned',
+  Committed: 'Committed',
+  Failed: 'Failed',
+  Expired: 'Expired',
+  Superseded: 'Superseded',
+  Refused: 'Refused',
+} as const;
+export type SettlementState = (typeof SettlementState)[keyof typeof SettlementState];
+
+/** States after which a Settlement can never pay anything (more): its records are free to be paid again. */
+export const DEAD_SETTLEMENT_STATES: readonly string[] = [SettlementState.Failed, SettlementState.Expired, SettlementState.Superseded, SettlementState.Refused];
+
+export const SettlementConditionType = {
+  /** The last broadcast of the co-signed transaction was admitted to the node's mempool (False: refused, the reason is the chain's code). */
+  Broadcast: 'Broadcast',
+} as const;
+
+/** Why the registry would not co-sign a Settlement (status.message says what exactly). */
+export const RefusalReason = {
+  Malformed: 'Malformed',
+  WrongChain: 'WrongChain',
+  WrongAccount: 'WrongAccount',
+  WrongSequence: 'WrongSequence',
+  BadTimeout: 'BadTimeout',
+  NotASettlement: 'NotASettlement',
+  RecordNotPayable: 'RecordNotPayable',
+  AmountsMismatch: 'AmountsMismatch',
+  BadSignature: 'BadSignature',
+} as const;
+export type RefusalReason = (typeof RefusalReason)[keyof typeof RefusalReason];
 
 /** A condition as a controller decides it; setCondition adds lastTransitionTime. */
 export interface ConditionUpdate {

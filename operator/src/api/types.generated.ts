@@ -36,7 +36,8 @@ export interface Assignment {
   /**
    * What to run, for whom and at what price, copied from the ComputeJob and the placement.
    * Immutable, except that withdrawn may go from false to true (with a withdrawnReason) when the
-   * registry takes the job back.
+   * registry takes the job back, and that the registry sets billableUntil (and may only move it
+   * earlier) when the copy's run window closes.
    */
   spec: AssignmentSpec;
   /** What the provider's agent did with the Assignment; written by the agent only. */
@@ -54,7 +55,8 @@ export interface AssignmentList {
 /**
  * What to run, for whom and at what price, copied from the ComputeJob and the placement. Immutable,
  * except that withdrawn may go from false to true (with a withdrawnReason) when the registry takes
- * the job back.
+ * the job back, and that the registry sets billableUntil (and may only move it earlier) when the
+ * copy's run window closes.
  */
 export interface AssignmentSpec {
   /** The ComputeJob this Assignment carries. */
@@ -119,6 +121,13 @@ export interface AssignmentSpec {
   withdrawn?: boolean;
   /** Why the job was withdrawn; set together with withdrawn. */
   withdrawnReason?: AssignmentSpecWithdrawnReason;
+  /**
+   * Set by the registry when this copy's run window closes: it saw the Assignment end, withdrew it,
+   * or saw no heartbeat of the provider for the agents' fencing timeout (then: the last heartbeat
+   * it saw plus that timeout). GPU time after it is never paid; the agent meters up to it and the
+   * registry refuses records past it (RFC 3339).
+   */
+  billableUntil?: string;
 }
 
 /** Used at: `Assignment.spec.jobRef`, `UsageRecord.spec.jobRef`. */
@@ -258,8 +267,8 @@ export type AssignmentStatusPhase = 'Pending' | 'Accepted' | 'Rejected' | 'Runni
  * One aspect of the object's state, in the shape of metav1.Condition.
  *
  * Used at: `Assignment.status.conditions[]`, `ComputeJob.status.conditions[]`,
- * `GpuNode.status.conditions[]`, `Provider.status.conditions[]`, `Tenant.status.conditions[]`,
- * `UsageRecord.status.conditions[]`.
+ * `GpuNode.status.conditions[]`, `Provider.status.conditions[]`, `Settlement.status.conditions[]`,
+ * `Tenant.status.conditions[]`, `UsageRecord.status.conditions[]`.
  */
 export interface Condition {
   /** The aspect this condition reports, in CamelCase, e.g. Ready. */
@@ -421,12 +430,23 @@ export interface ComputeJobStatus {
   exitCode?: number;
   /** A sentence for humans on why the job is in its phase. */
   message?: string;
-  /** GPU time metered so far, over all attempts. */
+  /**
+   * GPU time metered so far, over all attempts: only what the registry verified (records it
+   * disputed are not counted here, nor paid).
+   */
   usage?: ComputeJobStatusUsage;
-  /** Total charged for the metered GPU time so far, as a Cosmos coin, e.g. 4500000ustake. */
+  /** Total charged for the verified GPU time so far, as a Cosmos coin, e.g. 4500000ustake. */
   cost?: string;
-  /** The part of cost already committed on chain, as a Cosmos coin. */
+  /**
+   * The part of cost already committed on chain, as a Cosmos coin: only payments the registry found
+   * in a block.
+   */
   paid?: string;
+  /**
+   * What the provider claimed in usage records the registry found false, as a Cosmos coin; never
+   * paid.
+   */
+  disputed?: string;
   /**
    * The most recent on-chain payments for this job, newest last (at most 64; the total is in paid).
    */
@@ -468,7 +488,10 @@ export interface ComputeJobStatusPlacement {
   epoch?: number;
 }
 
-/** GPU time metered so far, over all attempts. */
+/**
+ * GPU time metered so far, over all attempts: only what the registry verified (records it disputed
+ * are not counted here, nor paid).
+ */
 export interface ComputeJobStatusUsage {
   /** GPU time allocated to the job, in GPU-milliseconds (2 GPUs for 1 hour is 7200000). */
   gpuMilliseconds?: number;
@@ -644,9 +667,10 @@ export const ProviderResource = {
 
 /**
  * A home GPU cluster that rents out its GPUs through the federation. The registry admin writes the
- * spec (wallet, payout, region, prices); the provider's agent writes the status (heartbeat,
- * capacity, reputation). Its GpuNodes, Assignments and UsageRecords live in namespace
- * gpufed-provider-<name>, so the name is a DNS label of at most 47 characters.
+ * spec (wallet, payout, region, prices); the registry writes the status from what it observed
+ * itself (the provider's agent cannot write it). Its GpuNodes, Assignments, UsageRecords and
+ * heartbeat Lease live in namespace gpufed-provider-<name>, so the name is a DNS label of at most
+ * 47 characters.
  */
 export interface Provider {
   /** The versioned schema of this object, always gpufed.io/v1alpha1. */
@@ -657,8 +681,9 @@ export interface Provider {
   /** The provider's addresses, region and prices. */
   spec: ProviderSpec;
   /**
-   * The provider's state. The agent writes lastHeartbeatTime, agentVersion and capacity; the
-   * registry writes conditions and reputation (each with its own server-side-apply field manager).
+   * The provider's state, written by the registry only, from what it observed: when it saw the
+   * agent's heartbeat Lease change (by its own clock), the provider's GpuNodes and the outcomes of
+   * the Assignments and usage records it holds. Nothing here is the provider's word.
    */
   status?: ProviderStatus;
 }
@@ -674,8 +699,10 @@ export interface ProviderList {
 /** The provider's addresses, region and prices. */
 export interface ProviderSpec {
   /**
-   * The bech32 address of the agent's hot key, e.g. cosmos1... Renters grant this address a
-   * spending cap (x/authz SendAuthorization), and it signs the settlement transactions.
+   * The bech32 address of the agent's hot key, e.g. cosmos1... It signs the usage records and its
+   * half of each settlement, and pays the settlement account's fees. Renters grant their spending
+   * cap to the 2-of-2 settlement account of this key and the registry's (status.settlementAccount),
+   * never to this address.
    */
   wallet: string;
   /**
@@ -712,26 +739,45 @@ export interface ProviderSpecPrice {
 }
 
 /**
- * The provider's state. The agent writes lastHeartbeatTime, agentVersion and capacity; the registry
- * writes conditions and reputation (each with its own server-side-apply field manager).
+ * The provider's state, written by the registry only, from what it observed: when it saw the
+ * agent's heartbeat Lease change (by its own clock), the provider's GpuNodes and the outcomes of
+ * the Assignments and usage records it holds. Nothing here is the provider's word.
  */
 export interface ProviderStatus {
   /** The metadata.generation of the Provider this status describes. */
   observedGeneration?: number;
   /**
-   * When the agent last reported (RFC 3339). A provider whose heartbeat is too old is not Ready and
-   * its jobs are eventually re-placed.
+   * When the registry, by its own clock, saw the agent's heartbeat Lease (Lease gpufed-agent in the
+   * provider's namespace) change, recorded at most every 30 s while nothing else changes and at
+   * once when Ready flips. A provider whose heartbeat is too old is not Ready and its jobs are
+   * eventually re-placed.
    */
   lastHeartbeatTime?: string;
-  /** The version of the gpufed agent, e.g. 0.1.0. */
+  /** The version the gpufed agent says it is, e.g. 0.1.0 (from its heartbeat Lease). */
   agentVersion?: string;
-  /** GPUs per model over all of the provider's GpuNodes. */
+  /**
+   * GPUs per model over all of the provider's GpuNodes; free never counts GPUs the registry has
+   * placed jobs on that the GpuNodes do not show taken yet.
+   */
   capacity?: ProviderStatusCapacity[];
-  /** How the provider's jobs ended, counted by the registry and used to score placements. */
+  /**
+   * How the provider's jobs ended and how many of its usage records were false, recounted by the
+   * registry from the Assignments and records it holds (finished Assignments are kept for the
+   * registry's --retention), and used to score placements.
+   */
   reputation?: ProviderStatusReputation;
   /**
-   * The Provider's conditions, set by the registry: Ready (heartbeat fresh, not cordoned, has
-   * GPUs).
+   * The provider's settlement account: a 2-of-2 multisig (cosmos.crypto.multisig.LegacyAminoPubKey,
+   * threshold 2, members sorted by address as the SDK sorts them) of the provider's hot key and the
+   * registry's key. Renters grant it their spending cap (an x/authz SendAuthorization with
+   * allow_list the provider's payout); neither key alone can use the grant. The registry publishes
+   * it once the hot key the agent announces on its heartbeat Lease matches spec.wallet.
+   */
+  settlementAccount?: ProviderStatusSettlementAccount;
+  /**
+   * The Provider's conditions, set by the registry: Ready (heartbeat fresh, not cordoned, has GPUs)
+   * and SettlementAccount (the settlement account is published: the agent announced a hot key that
+   * matches spec.wallet and the registry has a co-signing key).
    */
   conditions?: Condition[];
 }
@@ -748,7 +794,11 @@ export interface ProviderStatusCapacity {
   memoryMiB?: number;
 }
 
-/** How the provider's jobs ended, counted by the registry and used to score placements. */
+/**
+ * How the provider's jobs ended and how many of its usage records were false, recounted by the
+ * registry from the Assignments and records it holds (finished Assignments are kept for the
+ * registry's --retention), and used to score placements.
+ */
 export interface ProviderStatusReputation {
   /** Jobs that ran to success on this provider. */
   succeeded?: number;
@@ -756,7 +806,150 @@ export interface ProviderStatusReputation {
   failed?: number;
   /** Jobs lost because the provider stopped heartbeating. */
   lost?: number;
+  /** Usage records the registry found false (Verified False), never paid. */
+  disputed?: number;
 }
+
+/**
+ * The provider's settlement account: a 2-of-2 multisig (cosmos.crypto.multisig.LegacyAminoPubKey,
+ * threshold 2, members sorted by address as the SDK sorts them) of the provider's hot key and the
+ * registry's key. Renters grant it their spending cap (an x/authz SendAuthorization with allow_list
+ * the provider's payout); neither key alone can use the grant. The registry publishes it once the
+ * hot key the agent announces on its heartbeat Lease matches spec.wallet.
+ */
+export interface ProviderStatusSettlementAccount {
+  /** The multisig's bech32 account address. */
+  address: string;
+  /** The provider hot key's compressed secp256k1 public key, base64. */
+  providerPubKey: string;
+  /** The registry key's compressed secp256k1 public key, base64. */
+  registryPubKey: string;
+}
+
+/** How to address Settlement objects on the API server. */
+export const SettlementResource = {
+  group: 'gpufed.io',
+  version: 'v1alpha1',
+  apiVersion: 'gpufed.io/v1alpha1',
+  plural: 'settlements',
+  kind: 'Settlement',
+  listKind: 'SettlementList',
+  namespaced: true,
+} as const;
+
+/**
+ * One settlement transaction of a provider: a MsgExec by the provider's settlement account (a
+ * 2-of-2 multisig of the provider's hot key and the registry's key, the grantee of renters' x/authz
+ * grants) paying a set of verified UsageRecords from each renter to the provider's payout. The
+ * provider's agent proposes it (the spec: the transaction's bytes and its own signature, written
+ * once); the registry co-signs only what it verified and records what the chain did with it (the
+ * status, written by the registry only). Neither key alone can move a renter's coins.
+ */
+export interface Settlement {
+  /** The versioned schema of this object, always gpufed.io/v1alpha1. */
+  apiVersion: 'gpufed.io/v1alpha1';
+  /** The kind of this object, always Settlement. */
+  kind: 'Settlement';
+  metadata: V1ObjectMeta;
+  /**
+   * The proposed transaction, as the provider's agent signed it. Immutable: a different transaction
+   * is a new Settlement.
+   */
+  spec: SettlementSpec;
+  /**
+   * What the registry did with the proposal and what the chain did with the transaction; written by
+   * the registry only.
+   */
+  status?: SettlementStatus;
+}
+
+/** A list of Settlement objects, as the API server returns it. */
+export interface SettlementList {
+  apiVersion: 'gpufed.io/v1alpha1';
+  kind: 'SettlementList';
+  metadata: V1ListMeta;
+  items: Settlement[];
+}
+
+/**
+ * The proposed transaction, as the provider's agent signed it. Immutable: a different transaction
+ * is a new Settlement.
+ */
+export interface SettlementSpec {
+  /** The chain the transaction is signed for, e.g. gpufed-dev-1. */
+  chainId: string;
+  /** The provider's settlement account (the signer and the grantee), bech32. */
+  account: string;
+  /** The settlement account's account number on the chain. */
+  accountNumber: number;
+  /**
+   * The settlement account's sequence it is signed at: at most one transaction per sequence can
+   * ever be included.
+   */
+  sequence: number;
+  /** The last height at which the transaction can be included. */
+  timeoutHeight: number;
+  /** The UsageRecords (in this namespace) the transaction pays, by name. */
+  records: string[];
+  /**
+   * What the transaction moves in all, per denom, as Cosmos coins separated by commas, e.g.
+   * 8333ustake.
+   */
+  total: string;
+  /** The transaction's TxBody, protobuf, standard base64. */
+  bodyBytes: string;
+  /**
+   * The transaction's AuthInfo, protobuf, standard base64: the multisig signer (both members in
+   * SIGN_MODE_DIRECT), the fee and the gas limit.
+   */
+  authInfoBytes: string;
+  /**
+   * The provider hot key's secp256k1 signature (64 bytes r‖s, base64) over the transaction's
+   * SIGN_MODE_DIRECT sign doc.
+   */
+  providerSignature: string;
+}
+
+/**
+ * What the registry did with the proposal and what the chain did with the transaction; written by
+ * the registry only.
+ */
+export interface SettlementStatus {
+  /**
+   * Cosigned (the registry verified every record and signed: the transaction may be broadcast and
+   * may commit), Committed (the registry found it in a block with code 0: paid), Failed (in a block
+   * with an error: nothing moved), Expired (the chain passed its timeout height without it),
+   * Superseded (another transaction used its sequence and it is in no block), or Refused (the
+   * registry would not sign it; the message says why). Absent: proposed, not looked at yet.
+   */
+  state?: SettlementStatusState;
+  /** The transaction's hash, 64 uppercase hex digits. */
+  txHash?: string;
+  /** The fully signed transaction (TxRaw), standard base64, so either party can broadcast it. */
+  signedTx?: string;
+  /** The chain's height when the registry co-signed (the first block it may be in). */
+  cosignedHeight?: number;
+  /** The block that included it (Committed or Failed). */
+  height?: number;
+  /** When that block was made (RFC 3339), as the chain says. */
+  time?: string;
+  /** A sentence for humans, e.g. why it was refused or what the chain answered. */
+  message?: string;
+  /**
+   * Broadcast (False while the last broadcast was refused by the node, e.g. for a fee below its
+   * minimum gas price).
+   */
+  conditions?: Condition[];
+}
+
+/**
+ * Cosigned (the registry verified every record and signed: the transaction may be broadcast and may
+ * commit), Committed (the registry found it in a block with code 0: paid), Failed (in a block with
+ * an error: nothing moved), Expired (the chain passed its timeout height without it), Superseded
+ * (another transaction used its sequence and it is in no block), or Refused (the registry would not
+ * sign it; the message says why). Absent: proposed, not looked at yet.
+ */
+export type SettlementStatusState = 'Cosigned' | 'Committed' | 'Failed' | 'Expired' | 'Superseded' | 'Refused';
 
 /** How to address Tenant objects on the API server. */
 export const TenantResource = {
@@ -862,10 +1055,12 @@ export const UsageRecordResource = {
 } as const;
 
 /**
- * The GPU time one job used on one provider during one settlement period, and its payment on chain.
- * Written by the provider's agent in its namespace gpufed-provider-<provider>: the spec once, when
- * the period is metered (immutable), the status as the payment is signed, broadcast and committed.
- * The sum of a job's records is what the renter pays.
+ * The GPU time one job used on one provider during one settlement period: a claim the provider's
+ * agent makes (the spec, written once in its namespace gpufed-provider-<provider>, immutable), and
+ * what the registry made of it (the status, which only the registry writes: whether the claim holds
+ * against the Assignment and the run window the registry observed, and whether the payment is on
+ * chain, as the registry found it there). Only verified records are ever paid; their sum is what
+ * the renter pays.
  */
 export interface UsageRecord {
   /** The versioned schema of this object, always gpufed.io/v1alpha1. */
@@ -878,7 +1073,11 @@ export interface UsageRecord {
    * a new record.
    */
   spec: UsageRecordSpec;
-  /** Where the payment is; written by the provider's agent. */
+  /**
+   * What the registry made of the record, written by the registry only (an agent's credentials
+   * cannot write it): Verified (the claim holds against the Assignment and the run window the
+   * registry observed) and where its payment is, as the registry found it on chain.
+   */
   status?: UsageRecordStatus;
 }
 
@@ -916,6 +1115,15 @@ export interface UsageRecordSpec {
   payer: string;
   /** The bech32 address that is paid, the Provider's payout (or wallet). */
   payee: string;
+  /**
+   * The GPU model the Assignment placed the job on (its spec.model), e.g. NVIDIA-GeForce-RTX-4090.
+   */
+  model: string;
+  /**
+   * The GPU units the Assignment pays for (its resources.gpu.count); cumulative GPU time can never
+   * exceed this many units over the run window.
+   */
+  gpus: number;
   /**
    * True on the assignment's last record (the pod ended or was stopped).
    * @default false
@@ -961,17 +1169,24 @@ export interface UsageRecordSpecGpuMilliseconds {
   delta: number;
 }
 
-/** Where the payment is; written by the provider's agent. */
+/**
+ * What the registry made of the record, written by the registry only (an agent's credentials cannot
+ * write it): Verified (the claim holds against the Assignment and the run window the registry
+ * observed) and where its payment is, as the registry found it on chain.
+ */
 export interface UsageRecordStatus {
   /** The metadata.generation of the UsageRecord this status describes. */
   observedGeneration?: number;
   /**
-   * Pending (not signed yet), Signed (the transaction is signed and persisted here, not known to be
-   * sent), Broadcast (sent, not yet in a block), Committed (in a block, paid), Failed (the
-   * transaction can never commit: rejected, failed or expired; the record will be paid in a new
-   * one), or NothingDue (the amount is 0: the rounding remainder carries to the next record).
+   * Unverified (not checked yet, or not decidable yet), Disputed (a claim of it is false: the
+   * Verified condition says which; it is never paid), Pending (verified, not paid yet), Settling
+   * (in a Settlement not decided on chain yet), Committed (paid: the registry found the transaction
+   * in a block), or NothingDue (verified, its amount is 0: the rounding remainder carries to the
+   * next record).
    */
-  state: UsageRecordStatusState;
+  state?: UsageRecordStatusState;
+  /** The Settlement (in this namespace) that pays or paid the record. */
+  settlement?: string;
   /**
    * The payment transaction's hash, 64 uppercase hex digits; one transaction may pay several
    * records.
@@ -981,28 +1196,21 @@ export interface UsageRecordStatus {
   height?: number;
   /** When the block that committed the transaction was made (RFC 3339), as the chain says. */
   time?: string;
-  /** The signer's account sequence the transaction was signed with. */
-  sequence?: number;
-  /**
-   * The transaction's timeout height; once the chain is past it uncommitted, the transaction can
-   * never commit and is safe to sign again.
-   */
-  timeoutHeight?: number;
-  /**
-   * The signed transaction bytes (TxRaw), standard base64, so it can be re-broadcast after a
-   * restart.
-   */
-  signedTx?: string;
-  /** A sentence for humans, e.g. the chain's error for a failed transaction. */
+  /** A sentence for humans, e.g. why the record is disputed. */
   message?: string;
-  /** The UsageRecord's conditions: Settled (the payment is committed on chain). */
+  /**
+   * The UsageRecord's conditions, set by the registry: Verified (True: it may be paid; False:
+   * disputed, the reason says which claim was false; absent: not checked yet) and Settled (the
+   * payment is committed on chain).
+   */
   conditions?: Condition[];
 }
 
 /**
- * Pending (not signed yet), Signed (the transaction is signed and persisted here, not known to be
- * sent), Broadcast (sent, not yet in a block), Committed (in a block, paid), Failed (the
- * transaction can never commit: rejected, failed or expired; the record will be paid in a new one),
- * or NothingDue (the amount is 0: the rounding remainder carries to the next record).
+ * Unverified (not checked yet, or not decidable yet), Disputed (a claim of it is false: the
+ * Verified condition says which; it is never paid), Pending (verified, not paid yet), Settling (in
+ * a Settlement not decided on chain yet), Committed (paid: the registry found the transaction in a
+ * block), or NothingDue (verified, its amount is 0: the rounding remainder carries to the next
+ * record).
  */
-export type UsageRecordStatusState = 'Pending' | 'Signed' | 'Broadcast' | 'Committed' | 'Failed' | 'NothingDue';
+export type UsageRecordStatusState = 'Unverified' | 'Disputed' | 'Pending' | 'Settling' | 'Committed' | 'NothingDue';
