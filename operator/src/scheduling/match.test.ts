@@ -1,5 +1,5 @@
 import type { Condition, GpuNode, Provider, ResourcesGpu } from '../api/index.js';
-import type { Coin } from './coin.js';
+import type { Coin } from '../api/coin.js';
 import { matchProviders, providerVerdicts, type MatchJob, type MatchResult, type Reservation } from './match.js';
 
 const now = new Date('2026-11-21T12:00:00Z');
@@ -15,6 +15,8 @@ function condition(type: string, status: 'True' | 'False', reason: string): Cond
 
 class ProviderBuilder {
   readonly p: Provider;
+  /** When the registry saw its heartbeat (the snapshot's `heartbeats`), if ever. */
+  seenAt?: number;
   constructor(name: string) {
     this.p = { apiVersion: 'gpufed.io/v1alpha1', kind: 'Provider', metadata: { name }, spec: { wallet: 'cosmos1x', region: 'eu-west', prices: [] }, status: {} };
   }
@@ -24,6 +26,7 @@ class ProviderBuilder {
     return this;
   }
   ready(heartbeat: Date): this {
+    this.seenAt = heartbeat.getTime();
     this.p.status = { ...this.p.status, lastHeartbeatTime: heartbeat.toISOString(), conditions: [condition('Ready', 'True', 'HeartbeatFresh')] };
     return this;
   }
@@ -88,7 +91,8 @@ function job(gpu: Partial<ResourcesGpu> = {}, maxPricePerGpuHour = '1500000ustak
 }
 
 function match(providers: ProviderBuilder[], nodes: GpuNodeBuilder[], j: MatchJob, reservations: Reservation[] = [], payment?: (p: Provider, price: Coin) => { ok: true } | { ok: false; reason: string }): MatchResult {
-  return matchProviders({ providers: providers.map((p) => p.p), gpuNodes: nodes.map((n) => n.n), reservations, heartbeatTimeoutMs: 30000 }, j, now, { payment });
+  const seen = new Map(providers.map((p) => [p.p.metadata.name ?? '', p.seenAt]));
+  return matchProviders({ providers: providers.map((p) => p.p), gpuNodes: nodes.map((n) => n.n), reservations, heartbeatTimeoutMs: 30000, heartbeats: (name) => seen.get(name) }, j, now, { payment });
 }
 
 const placedOn = (r: MatchResult) => ('placed' in r ? `${r.placed.provider}/${r.placed.nodeName}` : r.unschedulable);
@@ -134,9 +138,15 @@ describe('matchProviders', () => {
       expect(match([p], nodes, j)).toMatchObject({ unschedulable: `0/1 providers are available: 1 ${reason}.` });
     });
 
-    it('takes a heartbeat exactly at the timeout as fresh, one from a skewed clock too', () => {
+    it('takes a heartbeat seen exactly at the timeout as fresh', () => {
       expect(placedOn(match([alice('p').ready(secondsAgo(30))], [node()], job()))).toBe('p/p-node');
-      expect(placedOn(match([alice('p').ready(secondsAgo(-60))], [node()], job()))).toBe('p/p-node');
+    });
+
+    it("judges liveness by the registry's Ready condition alone without its heartbeat sightings (the CLI's view)", () => {
+      const snapshot = (p: ProviderBuilder) => ({ providers: [p.p], gpuNodes: [node().n], reservations: [], heartbeatTimeoutMs: 30000 });
+      // The recorded heartbeat is old, but the registry says Ready: the registry's word stands.
+      expect(placedOn(matchProviders(snapshot(alice('p').ready(secondsAgo(3600))), job(), now))).toBe('p/p-node');
+      expect(matchProviders(snapshot(alice('p').notReady('HeartbeatStale')), job(), now)).toMatchObject({ unschedulable: '0/1 providers are available: 1 heartbeat stale.', codes: { HeartbeatStale: 1 } });
     });
 
     it('lets the payment hook refuse a provider with its own reason, given the price it would charge', () => {

@@ -2,11 +2,11 @@
 // Pure, with an injected clock (STYLE.md: gather → pure decide → apply): the placement controller
 // gathers the snapshot from its informers and applies the result. The node check agrees with the
 // agent's own (agent/fit.ts), so a placement made here is one the agent accepts.
-import { findCondition, ProviderConditionType } from '../api/conditions.js';
+import { findCondition, ProviderConditionType, ProviderReason } from '../api/conditions.js';
 import { providerOfNamespace } from '../api/names.js';
 import type { ComputeJobSpec, GpuNode, Provider, ResourcesGpu } from '../api/index.js';
-import { freeUnits, memoryPerUnit, takesJobs, wantedResource } from '../agent/fit.js';
-import { formatCoin, tryParseCoin, type Coin } from './coin.js';
+import { freeUnits, memoryPerUnit, takesJobs, wantedResource } from './fit.js';
+import { formatCoin, tryParseCoin, type Coin } from '../api/coin.js';
 
 
 /** Units promised to an assignment whose pod is not bound yet; they are not free any more. */
@@ -26,6 +26,11 @@ export interface MatchSnapshot {
   reservations: readonly Reservation[];
   /** A provider whose last heartbeat is older than this is not considered. */
   heartbeatTimeoutMs: number;
+  /**
+   * When the registry last saw each provider's heartbeat (Unix ms, its own clock; undefined: never).
+   * Only the registry has it; without it (the CLI) liveness is the Ready condition the registry keeps.
+   */
+  heartbeats?: (provider: string) => number | undefined;
 }
 
 /** The parts of a ComputeJob's spec that decide placement, and providers to leave out this time. */
@@ -174,16 +179,30 @@ function gateReason(ctx: Context, provider: Provider): Unfit | undefined {
   return undefined;
 }
 
-/** Heartbeat first, as it is the fresher fact; then the Ready condition the registry keeps. */
+/** The heartbeat the registry saw first, as it is the fresher fact; then the Ready condition the registry keeps. */
 function livenessReason(ctx: Context, provider: Provider): Unfit | undefined {
-  const heartbeat = Date.parse(provider.status?.lastHeartbeatTime ?? '');
-  if (Number.isNaN(heartbeat)) return { ok: false, reason: 'never heartbeated', code: UnfitReason.NeverHeartbeated };
-  if (ctx.now.getTime() - heartbeat > ctx.snapshot.heartbeatTimeoutMs) {
-    return { ok: false, reason: `heartbeat older than ${formatDuration(ctx.snapshot.heartbeatTimeoutMs)}`, code: UnfitReason.HeartbeatStale };
+  if (ctx.snapshot.heartbeats) {
+    const heartbeat = ctx.snapshot.heartbeats(provider.metadata.name ?? '');
+    if (heartbeat === undefined) return { ok: false, reason: 'never heartbeated', code: UnfitReason.NeverHeartbeated };
+    if (ctx.now.getTime() - heartbeat > ctx.snapshot.heartbeatTimeoutMs) {
+      return { ok: false, reason: `heartbeat older than ${formatDuration(ctx.snapshot.heartbeatTimeoutMs)}`, code: UnfitReason.HeartbeatStale };
+    }
   }
+  const notReady = readyReason(provider);
+  return notReady && { ok: false, ...notReady };
+}
+
+/**
+ * Why the registry does not hold the provider Ready, in the matcher's words, or undefined when it
+ * does. The registry's own heartbeat reasons keep their codes, so the CLI, which has only the
+ * Provider to go by, says what the registry would.
+ */
+export function readyReason(provider: Provider): { reason: string; code: typeof UnfitReason.NeverHeartbeated | typeof UnfitReason.HeartbeatStale | typeof UnfitReason.NotReady } | undefined {
   const ready = findCondition(provider.status?.conditions, ProviderConditionType.Ready);
-  if (ready?.status !== 'True') return { ok: false, reason: ready === undefined ? 'not Ready' : `not Ready (${ready.reason})`, code: UnfitReason.NotReady };
-  return undefined;
+  if (ready?.status === 'True') return undefined;
+  if (ready?.reason === ProviderReason.NeverHeartbeated) return { reason: 'never heartbeated', code: UnfitReason.NeverHeartbeated };
+  if (ready?.reason === ProviderReason.HeartbeatStale) return { reason: 'heartbeat stale', code: UnfitReason.HeartbeatStale };
+  return { reason: ready === undefined ? 'not Ready' : `not Ready (${ready.reason})`, code: UnfitReason.NotReady };
 }
 
 /** The provider's nodes that fit the job on their own, with the units each would have left. */

@@ -8,24 +8,12 @@
 // a burst of placements can never count the same free GPU twice.
 import { AssignmentConditionType, findCondition } from '../api/conditions.js';
 import type { Assignment, GpuNode } from '../api/index.js';
-import { freeUnits, wantedResource } from '../agent/fit.js';
-import { MIG_RESOURCE_PREFIX } from '../agent/gpunode.js';
+import { assignmentEnded, currentStatus } from '../api/assignments.js';
+import { freeUnits, wantedResource } from './fit.js';
+import { MIG_RESOURCE_PREFIX } from '../api/gpus.js';
 import { providerOfNamespace } from '../api/names.js';
 import type { Reservation } from './match.js';
 
-/** Assignment phases after which its pod is gone or never comes. */
-const ENDED: readonly string[] = ['Succeeded', 'Failed', 'Rejected', 'Withdrawn'];
-
-/** The Assignment's status when it speaks of its current epoch (an older epoch's says nothing now). */
-function currentStatus(a: Assignment): Assignment['status'] {
-  return a.status?.observedEpoch === a.spec.epoch ? a.status : undefined;
-}
-
-/** Whether the agent reported the Assignment over: its pod ended or never started. */
-export function assignmentEnded(a: Assignment): boolean {
-  const phase = currentStatus(a)?.phase;
-  return phase !== undefined && ENDED.includes(phase);
-}
 
 /** The agent followed the pod after the scheduler bound it (the pod's own nodeName is reported). */
 function isBound(a: Assignment): boolean {

@@ -1,8 +1,8 @@
 // Whether a Tenant may pay for jobs: its proof verifies for its address, and its namespace exists.
 // Pure; the tenant controller applies the status it returns.
-import { TenantConditionType, TenantReason, findCondition, setCondition } from '../api/conditions.js';
-import type { Tenant, TenantStatus } from '../api/index.js';
-import { verifyTenantProof } from '../tenancy/proof.js';
+import { TenantConditionType, TenantReason, findCondition, setCondition } from '../../api/conditions.js';
+import type { Tenant, TenantStatus } from '../../api/index.js';
+import { verifyTenantProof } from '../../tenancy/proof.js';
 
 /** Jobs of a namespace are placed only while this holds: Verified, for the address in the spec now. */
 export function isTenantVerified(tenant: Tenant | undefined): boolean {

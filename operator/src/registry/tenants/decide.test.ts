@@ -1,7 +1,7 @@
 import { Random } from '@cosmjs/crypto';
-import type { Tenant } from '../api/index.js';
-import { signTenantProof } from '../tenancy/proof.js';
-import { decideTenant, isTenantVerified } from './tenants.js';
+import type { Tenant } from '../../api/index.js';
+import { signTenantProof } from '../../tenancy/proof.js';
+import { decideTenant, isTenantVerified } from './decide.js';
 
 const NOW = new Date('2026-11-21T12:00:00Z');
 

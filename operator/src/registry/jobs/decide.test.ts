@@ -1,6 +1,6 @@
-import type { Assignment, AssignmentStatus, ComputeJob, Provider, Tenant } from '../api/index.js';
-import type { MatchResult } from '../scheduling/match.js';
-import { JOB_FINALIZER, assignmentName, decideJob, newAssignment, type JobSituation } from './job-lifecycle.js';
+import type { Assignment, AssignmentStatus, ComputeJob, Provider, Tenant } from '../../api/index.js';
+import type { MatchResult } from '../../scheduling/match.js';
+import { JOB_FINALIZER, assignmentName, decideJob, newAssignment, type JobSituation } from './decide.js';
 
 const NOW = new Date('2026-11-21T12:00:00Z');
 const ago = (s: number) => new Date(NOW.getTime() - s * 1000).toISOString();
@@ -50,6 +50,8 @@ const provider = (name: string, heartbeatSecondsAgo: number): Provider => ({
   status: { lastHeartbeatTime: ago(heartbeatSecondsAgo) },
 });
 
+const defaultProviders = new Map([['alice', provider('alice', 1)], ['bob', provider('bob', 1)]]);
+
 function situation(j: ComputeJob, over: Partial<JobSituation> = {}): JobSituation & { excluded: (readonly string[])[] } {
   const excluded: (readonly string[])[] = [];
   const onto = (p: string): MatchResult => ({ placed: { provider: p, nodeName: `${p}-node`, model: A6000, resourceName: 'nvidia.com/gpu', units: 1, pricePerGpuHour: '1400000ustake' } });
@@ -57,7 +59,7 @@ function situation(j: ComputeJob, over: Partial<JobSituation> = {}): JobSituatio
     job: j,
     tenant: verified,
     assignments: [],
-    providers: new Map([['alice', provider('alice', 1)], ['bob', provider('bob', 1)]]),
+    providers: defaultProviders,
     match: (exclude) => {
       excluded.push(exclude);
       return onto(exclude.includes('bob') ? 'alice' : 'bob');
@@ -67,6 +69,11 @@ function situation(j: ComputeJob, over: Partial<JobSituation> = {}): JobSituatio
     deadlineGraceMs: 30_000,
     excluded,
     ...over,
+    // The test's providers carry when they were last seen in lastHeartbeatTime.
+    heartbeatAgeMs: (p) => {
+      const seen = Date.parse((over.providers ?? defaultProviders).get(p)?.status?.lastHeartbeatTime ?? '');
+      return Number.isNaN(seen) ? Number.POSITIVE_INFINITY : NOW.getTime() - seen;
+    },
   };
 }
 

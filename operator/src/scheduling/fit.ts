@@ -2,7 +2,7 @@
 // on the last GpuNodes it saw, and the cluster may have changed since. Pure.
 import { AssignmentReason } from '../api/conditions.js';
 import type { GpuNodeSpec, GpuNodeStatus, ResourcesGpu } from '../api/index.js';
-import { GPU_RESOURCE, MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE } from './gpunode.js';
+import { GPU_RESOURCE, MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE } from '../api/gpus.js';
 
 export interface FitCandidate {
   spec: GpuNodeSpec;

@@ -10,18 +10,14 @@
 //    Assignment is created, and the Assignment's name is deterministic: a job is never placed twice;
 //  - a lost provider's Assignment is withdrawn before a new epoch is placed elsewhere, and the agent
 //    fences the old pod, so two copies never run under a live epoch.
-import { AssignmentReason, ComputeJobConditionType, ComputeJobReason, findCondition, formatTime, isConditionTrue, setCondition, type ConditionUpdate } from '../api/conditions.js';
-import type { Assignment, AssignmentSpec, AssignmentSpecWithdrawnReason, ComputeJob, ComputeJobStatus, ComputeJobStatusPhase, Provider, Tenant } from '../api/index.js';
-import type { MatchResult, Placement } from '../scheduling/match.js';
-import { assignmentEnded } from '../scheduling/reservations.js';
-import { JobLabel } from '../agent/jobpod.js';
-import { logConfigMapName } from '../agent/joblogs.js';
-import { SIM_ANNOTATION_PREFIX, providerNamespace, providerOfNamespace } from '../api/names.js';
-import { isTenantVerified } from './tenants.js';
+import { AssignmentReason, ComputeJobConditionType, ComputeJobReason, findCondition, formatTime, isConditionTrue, setCondition, type ConditionUpdate } from '../../api/conditions.js';
+import type { Assignment, AssignmentSpec, AssignmentSpecWithdrawnReason, ComputeJob, ComputeJobStatus, ComputeJobStatusPhase, Provider, Tenant } from '../../api/index.js';
+import type { MatchResult, Placement } from '../../scheduling/match.js';
+import { assignmentEnded, currentStatus as statusOf } from '../../api/assignments.js';
+import { JobLabel, REGISTRY_MANAGED_BY, logConfigMapName } from '../../api/labels.js';
+import { SIM_ANNOTATION_PREFIX, providerNamespace, providerOfNamespace } from '../../api/names.js';
+import { isTenantVerified } from '../tenants/decide.js';
 
-/** Labels on every Assignment the registry creates, to find a job's attempts again (and the job pod's). */
-export const JOB_UID_LABEL = JobLabel.JobUid;
-export const JOB_NAMESPACE_LABEL = 'gpufed.io/job-namespace';
 /** Keeps a ComputeJob until its Assignment is withdrawn and its pod stopped. */
 export const JOB_FINALIZER = 'gpufed.io/assignment';
 export const DEFAULT_MAX_DURATION_SECONDS = 3600;
@@ -33,6 +29,8 @@ export interface JobSituation {
   /** Every Assignment of this job (any provider, any epoch), including ones just created. */
   assignments: readonly Assignment[];
   providers: ReadonlyMap<string, Provider>;
+  /** How long ago the registry last saw each provider's heartbeat (its own clock); Infinity: never. */
+  heartbeatAgeMs: (provider: string) => number;
   /** The matcher over the registry's snapshot, leaving these providers out. */
   match: (excludeProviders: readonly string[]) => MatchResult;
   now: Date;
@@ -40,6 +38,8 @@ export interface JobSituation {
   providerLostTimeoutMs: number;
   /** How long past maxDuration the registry waits for the agent to stop a job before withdrawing it. */
   deadlineGraceMs: number;
+  /** The agents' fencing timeout: when a silent provider's copy stops being billable (look again then). */
+  fencingTimeoutMs?: number;
   /**
    * What the job still waits for to be fully paid (settlement-status.ts); a cancelled job is let go
    * only once it is empty, or after `settleWaitMs` from the deletion. Absent: not waited for.
@@ -93,12 +93,7 @@ type Outcome =
   | { kind: 'rejected'; a: Assignment; message: string }
   | { kind: 'lost'; a: Assignment };
 
-const statusOf = (a: Assignment) => (a.status?.observedEpoch === a.spec.epoch ? a.status : undefined);
 
-function heartbeatAgeMs(p: Provider | undefined, now: Date): number {
-  const t = Date.parse(p?.status?.lastHeartbeatTime ?? '');
-  return Number.isNaN(t) ? Number.POSITIVE_INFINITY : now.getTime() - t;
-}
 
 /** How the current attempt went, from its Assignment. */
 function outcomeOf(a: Assignment | undefined): Outcome {
@@ -217,7 +212,7 @@ export function decideJob(s: JobSituation): JobDecision {
 function decideDeleting(s: JobSituation, b: StatusBuilder, hasFinalizer: boolean): JobDecision {
   if (!hasFinalizer) return { status: b.build(true), withdraw: [], finalizer: 'keep' };
   const withdraw = withdrawActive(s.assignments, 'Cancelled');
-  const waitingFor = s.assignments.filter((a) => !assignmentEnded(a) && heartbeatAgeMs(s.providers.get(providerFromNamespace(a.metadata.namespace)), s.now) < s.providerLostTimeoutMs);
+  const waitingFor = s.assignments.filter((a) => !assignmentEnded(a) && s.heartbeatAgeMs(providerFromNamespace(a.metadata.namespace)) < s.providerLostTimeoutMs);
   if (waitingFor.length > 0) {
     b.status.message = `Cancelling: waiting for ${waitingFor.map((a) => providerFromNamespace(a.metadata.namespace)).join(', ')} to stop the job`;
     return { status: b.build(true), withdraw, finalizer: 'keep', requeueAfterMs: 2000 };
@@ -269,7 +264,7 @@ function recreate(s: JobSituation): { create?: NewAssignment; requeueAfterMs?: n
 
 function followActive(s: JobSituation, b: StatusBuilder, finalizer: JobDecision['finalizer'], a: Assignment): JobDecision {
   const provider = providerFromNamespace(a.metadata.namespace);
-  const age = heartbeatAgeMs(s.providers.get(provider), s.now);
+  const age = s.heartbeatAgeMs(provider);
   if (age >= s.providerLostTimeoutMs) {
     const withdraw: Withdrawal = { namespace: a.metadata.namespace ?? '', name: a.metadata.name ?? '', reason: 'ProviderLost' };
     return retryOrFail(s, b, finalizer, ComputeJobReason.ProviderLost, `Provider ${provider} stopped heartbeating while running the job`, [withdraw], a, [provider]);
@@ -282,7 +277,8 @@ function followActive(s: JobSituation, b: StatusBuilder, finalizer: JobDecision[
   reportProgress(b, provider, statusOf(a));
   const untilLost = s.providerLostTimeoutMs - age;
   const untilDeadline = deadline === undefined ? Number.POSITIVE_INFINITY : deadline - s.now.getTime();
-  return { status: b.build(false), withdraw: [], finalizer, requeueAfterMs: Math.max(1000, Math.min(untilLost, untilDeadline, 60_000)) };
+  const untilFence = s.fencingTimeoutMs !== undefined && age < s.fencingTimeoutMs ? s.fencingTimeoutMs - age + 250 : Number.POSITIVE_INFINITY;
+  return { status: b.build(false), withdraw: [], finalizer, requeueAfterMs: Math.max(1000, Math.min(untilLost, untilDeadline, untilFence, 60_000)) };
 }
 
 /** When the registry stops waiting for the agent to end a running attempt: start + maxDuration + grace. */
@@ -383,7 +379,7 @@ export function newAssignment(job: ComputeJob, p: Pick<Placement, 'provider' | '
   return {
     namespace: providerNamespace(p.provider),
     name: assignmentName(job, epoch),
-    labels: { [JOB_UID_LABEL]: job.metadata.uid ?? '', [JOB_NAMESPACE_LABEL]: job.metadata.namespace ?? '', 'app.kubernetes.io/managed-by': 'gpufed-registry' },
+    labels: { [JobLabel.JobUid]: job.metadata.uid ?? '', [JobLabel.JobNamespace]: job.metadata.namespace ?? '', [JobLabel.ManagedBy]: REGISTRY_MANAGED_BY },
     annotations,
     spec,
   };

@@ -1,4 +1,5 @@
-// The provider's capacity summary for its heartbeat: GPUs per model over all GpuNodes. Pure.
+// A provider's capacity summary: GPUs per model over its GPU nodes (the agent's gauges, the
+// registry's Provider status). Pure.
 import type { GpuNodeSpec, GpuNodeStatus, ProviderStatusCapacity } from '../api/index.js';
 
 export function capacityByModel(nodes: readonly { spec: GpuNodeSpec; status?: GpuNodeStatus }[]): ProviderStatusCapacity[] {

@@ -2,11 +2,8 @@
 // the current attempt's tail into the job's own namespace, owned by the ComputeJob (same cluster,
 // so the garbage collector deletes it with the job). Pure.
 import type { V1ConfigMap } from '@kubernetes/client-node';
-import { ComputeJobResource, type ComputeJob } from '../api/index.js';
-import { ASSIGNMENT_NAME_ANNOTATION, JobLabel } from '../agent/jobpod.js';
-import { logConfigMapName } from '../agent/joblogs.js';
-
-export const RELAY_MANAGED_BY = 'gpufed-registry';
+import { ComputeJobResource, type ComputeJob } from '../../api/index.js';
+import { ASSIGNMENT_NAME_ANNOTATION, JobLabel, REGISTRY_MANAGED_BY, logConfigMapName } from '../../api/labels.js';
 
 /** The relayed copy of a pushed log ConfigMap, for the job it belongs to. */
 export function relayedLog(pushed: V1ConfigMap, job: ComputeJob): V1ConfigMap {
@@ -16,7 +13,7 @@ export function relayedLog(pushed: V1ConfigMap, job: ComputeJob): V1ConfigMap {
     metadata: {
       name: logConfigMapName(job.metadata.name ?? ''),
       namespace: job.metadata.namespace ?? '',
-      labels: { [JobLabel.ManagedBy]: RELAY_MANAGED_BY, [JobLabel.JobUid]: job.metadata.uid ?? '' },
+      labels: { [JobLabel.ManagedBy]: REGISTRY_MANAGED_BY, [JobLabel.JobUid]: job.metadata.uid ?? '' },
       annotations: { [ASSIGNMENT_NAME_ANNOTATION]: pushed.metadata?.annotations?.[ASSIGNMENT_NAME_ANNOTATION] ?? '' },
       ownerReferences: [{ apiVersion: ComputeJobResource.apiVersion, kind: ComputeJobResource.kind, name: job.metadata.name ?? '', uid: job.metadata.uid ?? '', blockOwnerDeletion: false }],
     },
