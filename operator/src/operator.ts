@@ -36,10 +36,17 @@ function serve(addr: string, metrics: Metrics, ready: () => boolean): Promise<st
   return new Promise((resolve) => server.listen(Number(port), host, () => resolve(`${host}:${(server.address() as { port: number }).port}`)));
 }
 
-interface BillingFlags {
-  prometheusUrl?: string;
+/** How the operator reaches the chain: any Cosmos SDK chain, told by these flags (and checked against the node). */
+interface ChainFlags {
   chainRpc?: string;
+  chainId?: string;
+  addressPrefix: string;
   gasPrice: string;
+  feeDenom?: string;
+}
+
+interface BillingFlags extends ChainFlags {
+  prometheusUrl?: string;
   walletKeyFile?: string;
   payout?: string;
   settlementPeriod: number;
@@ -52,7 +59,7 @@ interface BillingFlags {
 }
 
 /**
- * Fault injection for the exactly-once tests: GPUFED_FAULT_KILL_AT=after-persist|after-send|before-commit-record
+ * Fault injection for the exactly-once tests: GPUFED_FAULT_KILL_AT=after-propose|after-broadcast
  * makes the agent kill itself with SIGKILL at that point of its first settlement, like a power cut.
  */
 function faultHooks(): SettlerHooks | undefined {
@@ -63,7 +70,7 @@ function faultHooks(): SettlerHooks | undefined {
     process.kill(process.pid, 'SIGKILL');
     return new Promise<void>(() => undefined);
   };
-  const points: Record<string, keyof SettlerHooks> = { 'after-persist': 'afterPersist', 'after-send': 'afterSend', 'before-commit-record': 'beforeCommitRecord' };
+  const points: Record<string, keyof SettlerHooks> = { 'after-propose': 'afterPropose', 'after-broadcast': 'afterBroadcast' };
   const point = points[at];
   if (!point) throw new Error(`GPUFED_FAULT_KILL_AT must be one of ${Object.keys(points).join(', ')}`);
   return { [point]: die };
@@ -75,27 +82,43 @@ async function billingFrom(o: BillingFlags): Promise<BillingOptions | undefined>
   if (given === 0) return undefined;
   if (given < 3) throw new Error('Metering and settlement need all of --prometheus-url, --chain-rpc and --wallet-key-file');
   const key = parsePrivateKeyHex(readFileSync(o.walletKeyFile ?? '', 'utf8'), o.walletKeyFile ?? '');
-  const chain = await Chain.connect({ rpcUrl: o.chainRpc ?? '', gasPrice: o.gasPrice });
-  const grantee = keyAddress(key, chain.prefix);
+  const chain = await connectChain(o);
+  const hotKey = keyAddress(key, chain.prefix);
   return {
     prometheus: new Prometheus(o.prometheusUrl ?? ''),
     chain,
     key,
-    grantee,
-    payee: o.payout ?? grantee,
+    hotKey,
+    payee: o.payout ?? hotKey,
     periodMs: o.settlementPeriod,
     scrapeIntervalMs: o.scrapeInterval,
     timeoutBlocks: Number(o.settlementTimeoutBlocks),
     coverPeriods: Number(o.coverPeriods),
     lease: { durationMs: o.leaseDuration, renewDeadlineMs: o.renewDeadline, retryPeriodMs: o.retryPeriod },
     ...(faultHooks() ? { hooks: faultHooks() } : {}),
+    // GPUFED_FAULT_NO_PROPOSE=1: meter, never propose (the settlement fault tests propose by hand).
+    ...(process.env.GPUFED_FAULT_NO_PROPOSE === '1' ? { proposes: false } : {}),
   };
+}
+
+function connectChain(o: ChainFlags): Promise<Chain> {
+  return Chain.connect({ rpcUrl: o.chainRpc ?? '', gasPrice: o.gasPrice, prefix: o.addressPrefix, ...(o.chainId ? { chainId: o.chainId } : {}), ...(o.feeDenom ? { feeDenom: o.feeDenom } : {}) });
+}
+
+/** The chain flags both modes take. */
+function withChainOptions(cmd: Command, gasPriceHelp: string): Command {
+  return cmd
+    .option('--chain-rpc <url>', "the chain's CometBFT RPC endpoint, e.g. http://127.0.0.1:26657")
+    .option('--chain-id <id>', 'the chain to settle on; the node must be on it (default: whatever chain the node is on)')
+    .option('--address-prefix <prefix>', "the chain's bech32 account prefix", 'cosmos')
+    .option('--gas-price <price>', gasPriceHelp, 'auto')
+    .option('--fee-denom <denom>', "with --gas-price auto, the fee denom to use when the node takes several");
 }
 
 const program = new Command('gpufed-operator').description('The gpufed operator: agent mode in a provider cluster, registry mode next to the registry').version(version);
 
-program
-  .command('agent')
+withChainOptions(program
+  .command('agent'), "the fee price for settlement transactions, e.g. 0.001ustake, or auto: the node's minimum gas price")
   .description("Register this cluster's GPU nodes with the registry and heartbeat (outbound only)")
   .requiredOption('--provider <name>', 'the Provider this cluster is')
   .option('--kubeconfig <file>', 'the provider cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
@@ -109,9 +132,7 @@ program
   .option('--simulate', "copy sim.gpufed.io/* annotations to job pods (the local federation's KWOK nodes)")
   .option('--metrics-addr <host:port>', 'where to serve /metrics, /healthz and /readyz', '127.0.0.1:9464')
   .option('--prometheus-url <url>', "the provider cluster's Prometheus, which meters job GPU time (with kube-state-metrics)")
-  .option('--chain-rpc <url>', "the chain's CometBFT RPC endpoint, e.g. http://127.0.0.1:26657")
-  .option('--gas-price <price>', 'the fee price for settlement transactions', '0.001ustake')
-  .option('--wallet-key-file <file>', 'the hot key (32-byte secp256k1, hex) that signs records and settlements; hold gas only in it')
+  .option('--wallet-key-file <file>', 'the hot key (32-byte secp256k1, hex): signs records and its half of each settlement, pays their fees; hold gas only in it')
   .option('--payout <address>', 'where payments go (default the hot key address; use a cold wallet)')
   .addOption(new Option('--settlement-period <duration>', 'how often usage is metered and settled').default(300_000, '5m').argParser(parseDuration))
   .addOption(new Option('--scrape-interval <duration>', "the Prometheus scrape interval of kube-state-metrics").default(30_000, '30s').argParser(parseDuration))
@@ -153,8 +174,8 @@ program
     process.once('SIGINT', () => stop('SIGINT'));
   });
 
-program
-  .command('registry')
+withChainOptions(program
+  .command('registry'), 'the gas price (only for the fee estimate of the one-off transactions a registry never makes; settlements carry the agent\'s fee)')
   .description('Place ComputeJobs on providers and drive them to the end (run two replicas: one leads, one stands by)')
   .option('--kubeconfig <file>', 'the registry API server (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
   .option('--identity <id>', 'this replica in the leader Lease (default <hostname>_<pid>)')
@@ -173,18 +194,24 @@ program
   .addOption(new Option('--retention <duration>', "keep finished jobs' Assignments and logs this long").default(86_400_000, '24h').argParser(parseDuration))
   .addOption(new Option('--resync <duration>', 'full re-reconcile period').default(300_000, '5m').argParser(parseDuration))
   .option('--metrics-addr <host:port>', 'where to serve /metrics, /healthz and /readyz', '127.0.0.1:9465')
-  .option('--chain-rpc <url>', "the chain's CometBFT RPC endpoint: jobs are placed only where the payer's grant covers them")
+  .option('--cosign-key-file <file>', "the registry's co-signing key (32-byte secp256k1, hex), one member of every provider's 2-of-2 settlement account; required with --chain-rpc")
+  .addOption(new Option('--fencing-timeout <duration>', "the agents' --fencing-timeout: a copy whose provider the registry has not heard from for this long is paid up to its last heartbeat plus this").default(120_000, '2m').argParser(parseDuration))
+  .addOption(new Option('--max-clock-skew <duration>', "how far a provider's clocks may be from the registry's and its usage records still be believed").default(5_000, '5s').argParser(parseDuration))
+  .option('--settlement-max-timeout-blocks <n>', 'the most blocks ahead a proposed settlement\'s timeout height may be', '100')
   .addOption(new Option('--payment-cover <duration>', "how much of a job the payer's grant to a provider must cover before it is placed there").default(300_000, '5m').argParser(parseDuration))
   .addOption(new Option('--settle-wait <duration>', 'how long a cancelled job waits for its final payment before it is let go').default(600_000, '10m').argParser(parseDuration))
-  .action(async (o: { kubeconfig?: string; identity?: string; leaseNamespace: string; leaseName: string; leaseDuration: number; renewDeadline: number; retryPeriod: number; heartbeatTimeout: number; providerLostTimeout: number; deadlineGrace: number; retention: number; resync: number; metricsAddr: string; chainRpc?: string; paymentCover: number; settleWait: number }) => {
+  .action(async (o: { kubeconfig?: string; identity?: string; leaseNamespace: string; leaseName: string; leaseDuration: number; renewDeadline: number; retryPeriod: number; heartbeatTimeout: number; providerLostTimeout: number; deadlineGrace: number; retention: number; resync: number; metricsAddr: string; paymentCover: number; settleWait: number; cosignKeyFile?: string; fencingTimeout: number; maxClockSkew: number; settlementMaxTimeoutBlocks: string } & ChainFlags) => {
     const log = makeLogger('registry');
     const metrics = new Metrics();
     metrics.buildInfo.set({ version, mode: 'registry' }, 1);
     let ready = false;
-    // Reads only: the registry holds no key. Gas price is irrelevant for queries.
-    const chain = o.chainRpc ? await Chain.connect({ rpcUrl: o.chainRpc, gasPrice: '0ustake' }) : undefined;
+    if (o.chainRpc !== undefined && o.cosignKeyFile === undefined) throw new Error('--chain-rpc needs --cosign-key-file: the registry co-signs every settlement it verified');
+    const chain = o.chainRpc ? await connectChain(o) : undefined;
+    const cosignKey = o.cosignKeyFile ? parsePrivateKeyHex(readFileSync(o.cosignKeyFile, 'utf8'), o.cosignKeyFile) : undefined;
     const registry = new Registry({
-      ...(chain ? { funds: (payer: string, grantee: string) => chain.funds(payer, grantee) } : {}),
+      ...(chain && cosignKey ? { settlement: { chain, key: cosignKey, maxTimeoutBlocks: Number(o.settlementMaxTimeoutBlocks) } } : {}),
+      fencingTimeoutMs: o.fencingTimeout,
+      clockSkewMs: o.maxClockSkew,
       paymentCoverMs: o.paymentCover,
       settleWaitMs: o.settleWait,
       kc: loadKubeConfig(o.kubeconfig),

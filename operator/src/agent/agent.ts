@@ -1,9 +1,13 @@
 // The operator in agent mode: runs in a provider's cluster and talks to the registry outbound only.
 // Registration: one GpuNode per GPU node in the provider's namespace on the registry, written only
-// when the cluster changed; a heartbeat on the provider's own Provider status.
+// when the cluster changed; a heartbeat Lease in that namespace, renewed every --heartbeat (the
+// kubelet's node-lease pattern). The agent writes nothing about its own standing: the registry
+// times the heartbeat by its own clock and computes the Provider's status itself.
 import * as k8s from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
-import { GpuNodeResource, ProviderResource, providerNamespace, type GpuNode, type GpuNodeSpec, type GpuNodeStatus, type ProviderStatus } from '../api/index.js';
+import { hostname } from 'node:os';
+import { GpuNodeResource, providerNamespace, type GpuNode, type GpuNodeSpec, type GpuNodeStatus, type ProviderStatus } from '../api/index.js';
+import { AGENT_VERSION_ANNOTATION, HEARTBEAT_LEASE, HOT_KEY_ANNOTATION } from '../api/labels.js';
 import { Kube } from '../kube/client.js';
 import { apiErrorMessage } from '../kube/errors.js';
 import { Watched, listCustom } from '../kube/informer.js';
@@ -11,8 +15,8 @@ import { RecentWrites } from '../kube/recent-writes.js';
 import { Controller } from '../runtime/controller.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { Billing, type BillingOptions } from './billing.js';
-import { capacityByModel } from './capacity.js';
+import { Billing, hotKeyAnnouncement, type BillingOptions } from './billing.js';
+import { capacityByModel } from '../scheduling/capacity.js';
 import { AssignmentRunner } from './assignments.js';
 import { gpuNodeSpec, gpuNodeStatus, isGpuNode } from './gpunode.js';
 import { DEFAULT_LOG_EVERY_MS, KubeLogSource, LOG_FIELD_MANAGER, LogPusher, SimulatedLogSource, registryLogStore, type LogSource } from './joblogs.js';
@@ -73,6 +77,12 @@ export class Agent {
   private readonly now: () => Date;
   /** When the registry last accepted a heartbeat (the agent's hold on the registry). */
   lastHeartbeatOk?: Date;
+  /** This process in the heartbeat Lease. */
+  private readonly identity = `${hostname()}_${process.pid}`;
+  /** The version, and the hot key's public key the registry builds the settlement account from. */
+  private get leaseAnnotations(): Record<string, string> {
+    return { [AGENT_VERSION_ANNOTATION]: this.opts.version, ...(this.opts.billing ? { [HOT_KEY_ANNOTATION]: hotKeyAnnouncement(this.opts.billing.key) } : {}) };
+  }
   /** Our own GpuNode writes the watch cache may not show yet (else a status would be written twice). */
   private readonly written = new RecentWrites<{ spec: GpuNodeSpec; status?: GpuNodeStatus }>();
 
@@ -112,6 +122,7 @@ export class Agent {
       candidates: () => this.gpuNodesNow(),
       node: (name) => this.nodes.get(name),
       holdsRegistry: () => this.holdsRegistry(),
+      fenceTime: () => this.fenceTime(),
       simulate: opts.simulate ?? false,
       rejectGraceMs: opts.rejectGraceMs ?? 10_000,
       ...(opts.billing ? { paymentCheck: (a) => (this.billing as Billing).paymentCheck(a) } : {}),
@@ -237,8 +248,18 @@ export class Agent {
       .filter((d): d is { spec: GpuNodeSpec; status: GpuNodeStatus } => d !== undefined);
   }
 
-  private capacity(): ProviderStatus['capacity'] & object {
+  private capacity(): NonNullable<ProviderStatus['capacity']> {
     return capacityByModel(this.gpuNodesNow());
+  }
+
+  /**
+   * When the hold on the registry ran out (the last heartbeat that got through plus the fencing
+   * timeout): a copy stopped for want of it is billed up to here, not to the moment the agent
+   * noticed (a frozen process notices late). Undefined while the agent holds the registry.
+   */
+  fenceTime(): Date | undefined {
+    if (this.holdsRegistry()) return undefined;
+    return this.lastHeartbeatOk ? new Date(this.lastHeartbeatOk.getTime() + (this.opts.fencingTimeoutMs ?? 120_000)) : this.now();
   }
 
   /** The agent holds the registry while a heartbeat got through within the fencing timeout. */
@@ -260,12 +281,21 @@ export class Agent {
     if (stopped > 0) this.opts.log.warn({ stopped, since: this.lastHeartbeatOk?.toISOString() }, 'Lost the hold on the registry; stopped running jobs');
   }
 
-  /** Writes lastHeartbeatTime, capacity and version to the provider's own Provider status. */
+  /**
+   * Renews the heartbeat Lease. What it holds is for people (the holder, the version, the fencing
+   * timeout as the lease duration); the registry reads none of it as a fact, only that it changed.
+   */
   async heartbeat(): Promise<void> {
-    const status: ProviderStatus = { lastHeartbeatTime: this.now().toISOString().replace(/\.\d{3}Z$/, 'Z'), agentVersion: this.opts.version, capacity: this.capacity() };
+    const now = this.now();
+    const lease = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: HEARTBEAT_LEASE, namespace: this.namespace, labels: { 'app.kubernetes.io/managed-by': 'gpufed-agent' }, annotations: this.leaseAnnotations },
+      spec: { holderIdentity: this.identity, leaseDurationSeconds: Math.ceil((this.opts.fencingTimeoutMs ?? 120_000) / 1000), renewTime: microTime(now) },
+    };
     try {
-      await this.heartbeats.applyStatus(ProviderResource, this.opts.provider, undefined, status);
-      this.opts.metrics.registryWrites.inc({ resource: 'providers', verb: 'apply_status' });
+      await this.heartbeats.apply(lease);
+      this.opts.metrics.registryWrites.inc({ resource: 'leases', verb: 'apply' });
       this.lastHeartbeatOk = this.now();
       this.opts.metrics.lastHeartbeat.set(this.lastHeartbeatOk.getTime() / 1000);
     } catch (e) {
@@ -273,4 +303,9 @@ export class Agent {
       this.opts.log.warn({ err: (e as Error).message }, 'Heartbeat to the registry failed');
     }
   }
+}
+
+/** metav1.MicroTime: RFC 3339 with six fractional digits. */
+function microTime(d: Date): string {
+  return d.toISOString().replace(/Z$/, '000Z');
 }

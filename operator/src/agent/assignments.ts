@@ -10,6 +10,7 @@ import * as k8s from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import { AssignmentConditionType, AssignmentReason, formatTime, setCondition } from '../api/conditions.js';
 import { AssignmentResource, SIM_ANNOTATION_PREFIX, type Assignment, type AssignmentStatus } from '../api/index.js';
+import { assignmentEnded, assignmentLive, currentPhase, currentStatus } from '../api/assignments.js';
 import type { Kube } from '../kube/client.js';
 import { apiErrorMessage, isConflict, isNotFound } from '../kube/errors.js';
 import { Watched, listCustom } from '../kube/informer.js';
@@ -17,13 +18,13 @@ import { RecentWrites } from '../kube/recent-writes.js';
 import { Controller } from '../runtime/controller.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { chooseNode, type FitCandidate } from './fit.js';
+import { chooseNode, type FitCandidate } from '../scheduling/fit.js';
 import { podRequest, reclaimDeadline } from './gpunode.js';
-import { ASSIGNMENT_NAME_ANNOTATION, InvalidAssignmentError, JobLabel, MANAGED_BY, assignmentStatusFromPod, buildJobPod, jobsNamespace, jobsNetworkPolicy } from './jobpod.js';
+import { AGENT_MANAGED_BY as MANAGED_BY, ASSIGNMENT_NAME_ANNOTATION, JobLabel } from '../api/labels.js';
+import { InvalidAssignmentError, assignmentStatusFromPod, buildJobPod, jobsNamespace, jobsNetworkPolicy } from './jobpod.js';
 import { normalized } from '../kube/manifests.js';
 
 export { SIM_ANNOTATION_PREFIX };
-const FINISHED: readonly string[] = ['Succeeded', 'Failed', 'Rejected', 'Withdrawn'];
 /** Longer than the pod cache can lag behind our own create. */
 const UNSEEN_POD_MS = 10_000;
 
@@ -41,6 +42,8 @@ export interface AssignmentRunnerOptions {
   node: (name: string) => k8s.V1Node | undefined;
   /** Whether the agent holds the registry (heartbeats got through within the fencing timeout). */
   holdsRegistry: () => boolean;
+  /** When the hold ran out, if it did: the end of a fenced copy's GPU time. */
+  fenceTime: () => Date | undefined;
   /** Copy sim.gpufed.io/* annotations to pods (the local federation only). */
   simulate: boolean;
   /**
@@ -70,6 +73,8 @@ export class AssignmentRunner {
   private readonly unbound = new Map<string, { node: string; units: number; at: number }>();
   /** Why the agent itself stopped a pod, by (assignment uid, epoch), so the status can say so afterwards. */
   private readonly stoppedBy = new Map<string, typeof AssignmentReason.Fenced | typeof AssignmentReason.Reclaimed | typeof AssignmentReason.PaymentExhausted>();
+  /** When a fenced copy's hold ran out, by (assignment uid, epoch): its completion time. */
+  private readonly fencedAt = new Map<string, Date>();
   /** Our status writes the Assignment cache may not show yet. */
   private readonly statusWrites = new RecentWrites<AssignmentStatus>();
   /** Pods this agent created (by assignment/epoch) that the pod cache may not show yet. */
@@ -137,7 +142,9 @@ export class AssignmentRunner {
     let n = 0;
     for (const p of this.pods.list(this.o.jobsNamespace)) {
       if (p.metadata?.deletionTimestamp || !['Pending', 'Running'].includes(p.status?.phase ?? '')) continue;
-      this.stoppedBy.set(`${p.metadata?.labels?.[JobLabel.AssignmentUid]}/${p.metadata?.labels?.[JobLabel.Epoch]}`, AssignmentReason.Fenced);
+      const key = `${p.metadata?.labels?.[JobLabel.AssignmentUid]}/${p.metadata?.labels?.[JobLabel.Epoch]}`;
+      this.stoppedBy.set(key, AssignmentReason.Fenced);
+      this.fencedAt.set(key, this.o.fenceTime() ?? this.o.now());
       await this.deletePod(p, 'Fenced');
       n++;
     }
@@ -162,13 +169,13 @@ export class AssignmentRunner {
     this.o.metrics.registryWrites.inc({ resource: 'assignments', verb: 'apply_status' });
   }
 
-  private finish(a: AssignmentObject, phase: 'Failed' | 'Rejected' | 'Withdrawn', reason: string, message: string, accepted?: boolean): AssignmentStatus {
+  private finish(a: AssignmentObject, phase: 'Failed' | 'Rejected' | 'Withdrawn', reason: string, message: string, accepted?: boolean, endedAt?: Date): AssignmentStatus {
     const now = this.o.now();
     let conditions = a.status?.conditions;
     if (accepted === false) conditions = setCondition(conditions, { type: AssignmentConditionType.Accepted, status: 'False', reason, message }, now);
     conditions = setCondition(conditions, { type: AssignmentConditionType.Finished, status: 'True', reason, message }, now);
     const { exitCode: _exit, ...rest } = a.status ?? {};
-    return { ...rest, phase, reason, message, conditions, completionTime: a.status?.completionTime ?? formatTime(now) };
+    return { ...rest, phase, reason, message, conditions, completionTime: a.status?.completionTime ?? formatTime(endedAt ?? this.o.fenceTime() ?? now) };
   }
 
   private recordPhases(): void {
@@ -208,8 +215,7 @@ export class AssignmentRunner {
   private async withdraw(a: AssignmentObject, current: k8s.V1Pod | undefined): Promise<void> {
     if (current && !current.metadata?.deletionTimestamp) await this.deletePod(current, 'Withdrawn');
     // A job that already ended keeps its outcome (Succeeded stays Succeeded, for billing too).
-    const phase = a.status?.observedEpoch === a.spec.epoch ? a.status.phase : undefined;
-    if (phase && FINISHED.includes(phase)) return;
+    if (assignmentEnded(a)) return;
     const reason = a.spec.withdrawnReason ?? AssignmentReason.Withdrawn;
     await this.writeStatus(a, this.finish(a, 'Withdrawn', reason, `The registry withdrew the job (${reason})`));
   }
@@ -231,7 +237,7 @@ export class AssignmentRunner {
    */
   async stopUnpaid(jobs: ReadonlySet<string>): Promise<void> {
     for (const a of this.assignments.list()) {
-      if (!jobs.has(`${a.spec.jobRef.namespace}/${a.spec.jobRef.name}`) || !isLive(a)) continue;
+      if (!jobs.has(`${a.spec.jobRef.namespace}/${a.spec.jobRef.name}`) || !assignmentLive(a)) continue;
       this.stoppedBy.set(`${a.metadata?.uid}/${a.spec.epoch}`, AssignmentReason.PaymentExhausted);
       for (const p of this.pods.list(this.o.jobsNamespace)) if (assignmentOf(p) === a.metadata?.name && !p.metadata?.deletionTimestamp) await this.deletePod(p, 'PaymentExhausted');
       this.controller.enqueue(a.metadata?.name ?? '');
@@ -245,9 +251,10 @@ export class AssignmentRunner {
 
   /** It ran and its pod is gone (fenced, reclaimed, evicted, deleted by hand): report it, never re-run it. */
   private async reportVanished(a: AssignmentObject): Promise<void> {
-    const by = this.stoppedBy.get(`${a.metadata?.uid}/${a.spec.epoch}`);
+    const key = `${a.metadata?.uid}/${a.spec.epoch}`;
+    const by = this.stoppedBy.get(key);
     const message = by ? STOPPED_BY_AGENT[by] ?? `The agent stopped the job (${by})` : 'The job pod disappeared while it ran';
-    await this.writeStatus(a, this.finish(a, 'Failed', by ?? AssignmentReason.PodLost, message));
+    await this.writeStatus(a, this.finish(a, 'Failed', by ?? AssignmentReason.PodLost, message, undefined, this.fencedAt.get(key)));
   }
 
   /** Whether we created this epoch's pod and it exists, only not in the pod cache yet. */
@@ -271,8 +278,8 @@ export class AssignmentRunner {
 
   /** No pod for the current epoch: start one if it never started, else say what happened. */
   private async startIfDue(a: AssignmentObject): Promise<{ requeueAfterMs: number } | void> {
-    const phase = a.status?.observedEpoch === a.spec.epoch ? a.status.phase : undefined;
-    if (phase && FINISHED.includes(phase)) return;
+    const phase = currentPhase(a);
+    if (assignmentEnded(a)) return;
     // It ran, or the agent stopped it itself: report what happened, never start it again.
     if (phase === 'Running' || this.stoppedBy.has(`${a.metadata?.uid}/${a.spec.epoch}`)) return this.reportVanished(a);
     if (!this.o.holdsRegistry()) return { requeueAfterMs: 2000 };
@@ -317,7 +324,7 @@ export class AssignmentRunner {
     // Say which pod will run before creating it: a crash in between leaves an Accepted
     // assignment whose pod is simply created on the next pass, never a pod nobody knows of.
     // A new epoch starts from a clean status: nothing of the previous placement carries over.
-    const previous = a.status?.observedEpoch === a.spec.epoch ? a.status : undefined;
+    const previous = currentStatus(a);
     const accepted: AssignmentStatus = {
       ...(previous ?? {}),
       phase: 'Accepted',
@@ -348,11 +355,6 @@ export class AssignmentRunner {
   }
 }
 
-/** Not withdrawn and not finished: its pod may run. */
-function isLive(a: Assignment): boolean {
-  const phase = a.status?.observedEpoch === a.spec.epoch ? a.status.phase : undefined;
-  return !a.spec.withdrawn && !(phase && FINISHED.includes(phase));
-}
 
 /** Why the agent itself stopped a job, as the Assignment's message says it. */
 const STOPPED_BY_AGENT: Record<string, string> = {

@@ -1,28 +1,30 @@
-// The agent's money side: meter every period from the provider's Prometheus, settle on chain,
-// check a payer's grant before a job starts, and stop the jobs of a payer who cannot pay. One loop,
-// one step at a time, so there is one signer and one transaction in flight (settler.ts).
+// The agent's money side: meter every period from the provider's Prometheus, propose settlements of
+// what the registry verified, check a payer's grant to the provider's settlement account before a
+// job starts, and stop the jobs of a payer who cannot pay. One loop, one step at a time, so there is
+// one proposer and one settlement in flight (settler.ts).
 import type { Logger } from 'pino';
-import { UsageRecordResource, type Assignment, type UsageRecord } from '../api/index.js';
+import { SettlementResource, UsageRecordResource, type Assignment, type Settlement, type UsageRecord } from '../api/index.js';
 import { hostname } from 'node:os';
 import { Kube } from '../kube/client.js';
 import { listCustom } from '../kube/informer.js';
 import { LeaderElector } from '../kube/leader.js';
 import { Meter } from '../metering/meter.js';
 import type { Prometheus } from '../metering/prometheus.js';
-import { parseCoin } from '../scheduling/coin.js';
+import { parseCoin } from '../api/coin.js';
 import type { Chain } from '../settlement/chain.js';
 import { costOf, covers, type PayerFunds } from '../settlement/grants.js';
 import { Settler, type SettleOutcome, type SettlerOptions } from '../settlement/settler.js';
+import { publicKeyOf } from '../settlement/multisig.js';
 import type * as k8s from '@kubernetes/client-node';
 import { dashboardNumber, type Metrics } from '../telemetry/metrics.js';
 
 export interface BillingOptions {
   prometheus: Prometheus;
   chain: Chain;
-  /** The hot key: signs records and settlement transactions; its address is every grant's grantee. */
+  /** The hot key: signs records and its half of every settlement; pays the settlement account's fees. */
   key: Uint8Array;
-  /** Its address. */
-  grantee: string;
+  /** Its address (the Provider's spec.wallet). */
+  hotKey: string;
   /** Where payments go (the Provider's payout, or its wallet). */
   payee: string;
   /** The settlement period (default 5 min). */
@@ -42,6 +44,8 @@ export interface BillingOptions {
   /** The signer Lease's timing (client-go defaults 15 s / 10 s / 2 s). */
   lease?: { durationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
   hooks?: SettlerOptions['hooks'];
+  /** False: meter and follow settlements, never propose one (a fault-test seam). */
+  proposes?: boolean;
 }
 
 export const BILLING_FIELD_MANAGER = 'gpufed-agent/settlement';
@@ -75,6 +79,7 @@ export class Billing {
     const kube = new Kube(o.registry, BILLING_FIELD_MANAGER);
     const list = listCustom<UsageRecord & k8s.KubernetesObject>(o.registry, UsageRecordResource, o.namespace);
     const records = async () => (await list()).items as UsageRecord[];
+    const listSettlements = listCustom<Settlement & k8s.KubernetesObject>(o.registry, SettlementResource, o.namespace);
     const scrapeIntervalMs = o.scrapeIntervalMs ?? 30_000;
     this.meter = new Meter({
       namespace: o.namespace,
@@ -96,18 +101,21 @@ export class Billing {
       namespace: o.namespace,
       registry: kube,
       records,
+      settlements: async () => (await listSettlements()).items,
       chain: o.chain,
       key: o.key,
-      grantee: o.grantee,
+      hotKey: o.hotKey,
       payee: o.payee,
       timeoutBlocks: o.timeoutBlocks ?? 50,
+      periodMs: this.periodMs,
       log: o.log,
       now: o.now,
       onIsolated: (isolated) => o.stopUnpaid(new Set(isolated.flatMap((i) => i.jobs))),
-      onOutcome: (out) => o.metrics.settlementOutcomes.inc({ outcome: out.kind }),
-      onCommitted: (paid) => this.observePaid(paid),
+      onDecided: (s) => this.o.metrics.settlements.inc({ state: s.status?.state ?? '' }),
+      onCommitted: (_s, paid) => this.observePaid(paid),
       onFunds: (payer, funds) => this.observeGrant(payer, funds),
       ...(o.hooks ? { hooks: o.hooks } : {}),
+      ...(o.proposes === false ? { proposes: false } : {}),
     });
     // Two agent replicas (or an old process not quite dead) must never sign with the same key at
     // once: the holder of this Lease is the only one that meters and settles. The account sequence
@@ -170,6 +178,7 @@ export class Billing {
     }
     try {
       this.lastOutcome = await this.settler.settleOnce();
+      this.o.metrics.settlementOutcomes.inc({ outcome: this.lastOutcome.kind });
     } catch (e) {
       this.o.log.warn({ err: (e as Error).message }, 'Settlement step failed; retrying next round');
       this.o.metrics.settlementOutcomes.inc({ outcome: 'error' });
@@ -179,9 +188,11 @@ export class Billing {
   /** Counts what a committed transaction paid, and reads its payers' grants again so the dashboards show what is left now. */
   private async observePaid(paid: readonly UsageRecord[]): Promise<void> {
     for (const r of paid) countAmount(this.o.metrics.paid, r.spec);
+    const account = await this.settler.account().catch(() => undefined);
     for (const payer of new Set(paid.map((r) => r.spec.payer))) {
+      if (!account) break;
       try {
-        this.observeGrant(payer, await this.o.chain.funds(payer, this.o.grantee));
+        this.observeGrant(payer, await this.o.chain.funds(payer, account.address));
       } catch (e) {
         this.o.log.debug({ payer, err: (e as Error).message }, 'Could not read the grant after a payment; the gauge updates next round');
       }
@@ -197,12 +208,14 @@ export class Billing {
     this.grantDenoms.set(payer, denoms);
   }
 
-  /** The pre-start check: the payer's grant to this provider is live, in the job's denom, and covers the first periods. */
+  /** The pre-start check: the payer's grant to this provider's settlement account is live, in the job's denom, and covers the first periods. */
   async paymentCheck(a: Assignment): Promise<{ ok: true } | { ok: false; message: string }> {
     const price = parseCoin(a.spec.pricePerGpuHour);
     const seconds = Math.min(a.spec.maxDurationSeconds, ((this.o.coverPeriods ?? 1) * this.periodMs) / 1000);
     const need = costOf(price, a.spec.resources.gpu.count, seconds);
-    const funds = await this.o.chain.funds(a.spec.payer, this.o.grantee);
+    const account = await this.settler.account();
+    if (!account) return { ok: false, message: 'The registry has not published this provider\'s settlement account yet: nothing could be paid' };
+    const funds = await this.o.chain.funds(a.spec.payer, account.address);
     this.observeGrant(a.spec.payer, funds);
     // The tenant's money series start at 0 before its first record: rate() and increase() never see a counter's first value.
     const labels = { tenant: a.spec.jobRef.namespace, denom: price.denom };
@@ -218,4 +231,9 @@ export class Billing {
 function countAmount(counter: Metrics['billed'], spec: UsageRecord['spec']): void {
   const c = parseCoin(spec.amount);
   counter.inc({ tenant: spec.jobRef.namespace, denom: c.denom }, dashboardNumber(c.amount));
+}
+
+/** The hot key's public key as the agent announces it on its heartbeat Lease (base64, compressed). */
+export function hotKeyAnnouncement(key: Uint8Array): string {
+  return Buffer.from(publicKeyOf(key)).toString('base64');
 }

@@ -4,13 +4,8 @@
 import type { V1Container, V1Node, V1Pod } from '@kubernetes/client-node';
 import { GpuNodeConditionType, GpuNodeReason, setCondition } from '../api/conditions.js';
 import type { Condition, GpuNodeSpec, GpuNodeStatus, GpuNodeStatusMigProfile } from '../api/index.js';
+import { GPU_RESOURCE, MEMORY_LABEL, MIG_RESOURCE_PREFIX, PRODUCT_LABEL, SHARED_GPU_RESOURCE } from '../api/gpus.js';
 
-export const GPU_RESOURCE = 'nvidia.com/gpu';
-export const SHARED_GPU_RESOURCE = 'nvidia.com/gpu.shared';
-export const MIG_RESOURCE_PREFIX = 'nvidia.com/mig-';
-/** GPU Feature Discovery's labels for the GPU model and the memory per GPU (MiB). */
-export const PRODUCT_LABEL = 'nvidia.com/gpu.product';
-export const MEMORY_LABEL = 'nvidia.com/gpu.memory';
 /** Job pods tolerate this taint, so it does not make a GPU node unschedulable for gpufed. */
 export const GPU_TAINT_KEY = 'nvidia.com/gpu';
 /**

@@ -9,13 +9,13 @@ import {
   SimulatedLogSource,
   TRUNCATED_MARKER,
   jobLogConfigMap,
-  logConfigMapName,
   nextPush,
   tailOf,
   type LogSource,
   type LogStore,
   type PushedLog,
 } from './joblogs.js';
+import { logConfigMapName } from '../api/labels.js';
 
 // ---------------------------------------------------------------------------------------------
 // Builders

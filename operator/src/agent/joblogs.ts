@@ -26,10 +26,9 @@
 //
 // Reading it later: renters have no access to provider namespaces, so the registry relays the
 // current attempt's ConfigMap into the job's own namespace under ComputeJob.status.logRef
-// (registry/log-relay.ts); `gpufed jobs logs [-f] <job>` reads data.log there and, following,
+// (registry/logs/relay.ts); `gpufed jobs logs [-f] <job>` reads data.log there and, following,
 // polls it, printing what follows the text it printed last, until the job ended and data.final is
 // "true" (cli/src/commands/job-logs.ts).
-import { createHash } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import type { V1ConfigMap, V1Pod } from '@kubernetes/client-node';
 // The Observable stub client-node's middleware returns (its own setHeaderMiddleware uses it too).
@@ -38,7 +37,8 @@ import type { Kube } from '../kube/client.js';
 import { apiErrorCode, apiErrorMessage, isNotFound } from '../kube/errors.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { ASSIGNMENT_NAME_ANNOTATION, JOB_CONTAINER, JobLabel, MANAGED_BY } from './jobpod.js';
+import { AGENT_MANAGED_BY as MANAGED_BY, ASSIGNMENT_NAME_ANNOTATION, JobLabel, assignmentLabelValue, logConfigMapName } from '../api/labels.js';
+import { JOB_CONTAINER } from './jobpod.js';
 
 /** The most of a job's log kept on the registry. */
 export const DEFAULT_LOG_BYTES = 64 * 1024;
@@ -59,10 +59,6 @@ export const TRUNCATED_MARKER = '[... earlier output truncated ...]\n';
 export const LogKey = { Log: 'log', Pod: 'pod', Container: 'container', Epoch: 'epoch', Updated: 'updated', Final: 'final' } as const;
 
 const FINISHED_PHASES: readonly string[] = ['Succeeded', 'Failed'];
-const MAX_NAME = 253;
-const MAX_LABEL = 63;
-
-const shortHash = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 8);
 
 // ---------------------------------------------------------------------------------------------
 // Where the text comes from
@@ -175,19 +171,6 @@ export function tailOf(text: string, maxBytes: number = DEFAULT_LOG_BYTES): stri
   return TRUNCATED_MARKER + bytes.subarray(start).toString('utf8');
 }
 
-/** `<assignment>-log`, or, past 253 characters, a prefix of the name and a hash of all of it. */
-export function logConfigMapName(assignment: string): string {
-  const suffix = '-log';
-  if (assignment.length + suffix.length <= MAX_NAME) return `${assignment}${suffix}`;
-  const head = assignment.slice(0, MAX_NAME - suffix.length - 9).replace(/[-.]+$/, '');
-  return `${head}-${shortHash(assignment)}${suffix}`;
-}
-
-/** The Assignment's name as a label value: the pod's own label when it has one (the same rule as the pod's). */
-export function assignmentLabelValue(assignment: string): string {
-  if (assignment.length <= MAX_LABEL) return assignment;
-  return `${assignment.slice(0, MAX_LABEL - 9).replace(/[-.]+$/, '')}-${shortHash(assignment)}`;
-}
 
 /** What one push says about one Assignment's job. */
 export interface JobLogRecord {

@@ -6,7 +6,6 @@
 // A job is a stranger's container on somebody's home machine, so everything here leans towards
 // isolation: Pod Security `restricted`, no service-account token, no service links, egress to the
 // public internet only, one container with exactly the GPUs it pays for.
-import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import type {
   V1Container,
@@ -19,7 +18,8 @@ import type {
 } from '@kubernetes/client-node';
 import { AssignmentConditionType, AssignmentReason, formatTime, setCondition, type ConditionUpdate } from '../api/conditions.js';
 import type { Assignment, AssignmentSpec, AssignmentStatus, AssignmentStatusPhase } from '../api/index.js';
-import { GPU_RESOURCE, MEMORY_LABEL, MIG_RESOURCE_PREFIX, PRODUCT_LABEL, SHARED_GPU_RESOURCE } from './gpunode.js';
+import { GPU_RESOURCE, MEMORY_LABEL, MIG_RESOURCE_PREFIX, PRODUCT_LABEL, SHARED_GPU_RESOURCE } from '../api/gpus.js';
+import { AGENT_MANAGED_BY as MANAGED_BY, ASSIGNMENT_NAME_ANNOTATION, JobLabel, shortHash } from '../api/labels.js';
 
 /** The one container of a job pod. */
 export const JOB_CONTAINER = 'job';
@@ -32,20 +32,6 @@ export const DEFAULT_MEMORY = '4Gi';
 export const JOB_UID = 1000;
 
 
-/** Labels on job pods (and the jobs Namespace): how the agent and Prometheus find them. */
-export const JobLabel = {
-  Assignment: 'gpufed.io/assignment',
-  AssignmentUid: 'gpufed.io/assignment-uid',
-  Epoch: 'gpufed.io/epoch',
-  JobUid: 'gpufed.io/job-uid',
-  Provider: 'gpufed.io/provider',
-  ManagedBy: 'app.kubernetes.io/managed-by',
-  /** On the jobs Namespace. */
-  Jobs: 'gpufed.io/jobs',
-} as const;
-export const MANAGED_BY = 'gpufed-agent';
-/** The Assignment's full name; the label holds a shortened form when the name exceeds 63 characters. */
-export const ASSIGNMENT_NAME_ANNOTATION = 'gpufed.io/assignment-name';
 
 /**
  * Private, shared and special IPv4 ranges a job must not reach: RFC 1918 (the home LAN, the router,
@@ -200,8 +186,6 @@ const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const QUANTITY = /^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
 const MIG_PROFILE = /^[1-8]g\.[1-9][0-9]{0,3}gb$/;
-
-const shortHash = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 8);
 
 /**
  * `text` made into at most `max` characters of lowercase letters, digits and '-'; when that changed

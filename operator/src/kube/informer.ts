@@ -15,8 +15,8 @@ export interface WatchOptions<T extends k8s.KubernetesObject> {
   onEvent: (obj: T) => void;
   /** Called when the watch failed (it is restarted by itself). */
   onError?: (err: unknown) => void;
-  /** Keeps the objects grouped by this value too, for `indexed()` (e.g. UsageRecords by their job's uid). */
-  indexBy?: (obj: T) => string;
+  /** Keeps the objects grouped by each of these values too, for `indexed(name, value)` (e.g. UsageRecords by their job's uid). */
+  indexes?: Record<string, (obj: T) => string>;
 }
 
 const MIN_RETRY_MS = 250;
@@ -28,9 +28,9 @@ export class Watched<T extends k8s.KubernetesObject> {
   private retryMs = 0;
   private restartTimer?: NodeJS.Timeout;
   private listedOk = false;
-  /** indexBy's value → the objects (by namespace/name) that have it; and each object's value, to move it when it changes. */
-  private readonly index = new Map<string, Map<string, T>>();
-  private readonly indexOf = new Map<string, string>();
+  /** Per index: its value → the objects (by namespace/name) that have it; and each object's value, to move it when it changes. */
+  private readonly index = new Map<string, Map<string, Map<string, T>>>();
+  private readonly indexOf = new Map<string, Map<string, string>>();
 
   constructor(kc: k8s.KubeConfig, opts: WatchOptions<T>) {
     const list = async () => {
@@ -42,7 +42,7 @@ export class Watched<T extends k8s.KubernetesObject> {
     for (const verb of [k8s.ADD, k8s.UPDATE, k8s.DELETE] as const) {
       this.cache.on(verb, (obj) => {
         this.retryMs = 0;
-        if (opts.indexBy) this.reindex(obj, verb === k8s.DELETE ? undefined : opts.indexBy(obj));
+        for (const [name, by] of Object.entries(opts.indexes ?? {})) this.reindex(name, obj, verb === k8s.DELETE ? undefined : by(obj));
         opts.onEvent(obj);
       });
     }
@@ -84,27 +84,31 @@ export class Watched<T extends k8s.KubernetesObject> {
     return this.cache.list(namespace);
   }
 
-  /** The objects whose `indexBy` value is `value` (none without an `indexBy`). */
-  indexed(value: string): readonly T[] {
-    return [...(this.index.get(value)?.values() ?? [])];
+  /** The objects whose value in index `name` is `value` (none for an index not configured). */
+  indexed(name: string, value: string): readonly T[] {
+    return [...(this.index.get(name)?.get(value)?.values() ?? [])];
   }
 
-  private reindex(obj: T, value: string | undefined): void {
+  private reindex(name: string, obj: T, value: string | undefined): void {
     const key = `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
-    const before = this.indexOf.get(key);
+    const index = this.index.get(name) ?? new Map<string, Map<string, T>>();
+    const of = this.indexOf.get(name) ?? new Map<string, string>();
+    this.index.set(name, index);
+    this.indexOf.set(name, of);
+    const before = of.get(key);
     if (before !== undefined && before !== value) {
-      const group = this.index.get(before);
+      const group = index.get(before);
       group?.delete(key);
-      if (group?.size === 0) this.index.delete(before);
+      if (group?.size === 0) index.delete(before);
     }
     if (value === undefined) {
-      this.indexOf.delete(key);
+      of.delete(key);
       return;
     }
-    this.indexOf.set(key, value);
-    const group = this.index.get(value) ?? new Map<string, T>();
+    of.set(key, value);
+    const group = index.get(value) ?? new Map<string, T>();
     group.set(key, obj);
-    this.index.set(value, group);
+    index.set(value, group);
   }
 }
 

@@ -6,6 +6,8 @@ const spec: UsageRecordSpec = {
   assignmentName: 'carol-train-1',
   jobRef: { namespace: 'carol', name: 'train', uid: '3f1c9a52-7b0e-4d6a-9c21-5e8f0b7d4a13' },
   epoch: 1,
+  model: 'NVIDIA-GeForce-RTX-4090',
+  gpus: 1,
   period: { start: '2026-11-21T12:00:00.000Z', end: '2026-11-21T12:05:00.000Z' },
   gpuMilliseconds: { cumulative: 300000, delta: 300000 },
   pricePerGpuHour: '1200000ustake',

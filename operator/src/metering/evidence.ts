@@ -2,8 +2,9 @@
 // window, the raw Prometheus answers for its pods), and the provider's signature over the record.
 // Both are over canonical JSON (sorted keys, no spaces), so anyone holding the same data gets the
 // same bytes: a renter disputing a record can recompute both.
-import { Secp256k1, Secp256k1Signature, sha256 } from '@cosmjs/crypto';
-import { fromBase64, toBase64, toHex } from '@cosmjs/encoding';
+import { rawSecp256k1PubkeyToRawAddress } from '@cosmjs/amino';
+import { ExtendedSecp256k1Signature, Secp256k1, Secp256k1Signature, sha256 } from '@cosmjs/crypto';
+import { fromBase64, fromBech32, toBase64, toHex } from '@cosmjs/encoding';
 import type { UsageRecordSpec } from '../api/index.js';
 import type { PromSample } from './usage.js';
 
@@ -59,4 +60,32 @@ export function verifyUsageRecord(spec: UsageRecordSpec, pubKey: Uint8Array): bo
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether the record carries a signature by the key of `address` (the Provider's wallet): the
+ * public key is recovered from the 64-byte signature, so the registry needs no key beyond the
+ * address the registry admin put in the Provider.
+ */
+export function usageRecordSignedBy(spec: UsageRecordSpec, address: string): boolean {
+  if (!spec.signature) return false;
+  let sig: Uint8Array;
+  let want: string;
+  try {
+    sig = fromBase64(spec.signature);
+    want = toHex(fromBech32(address, 90).data);
+  } catch {
+    return false;
+  }
+  if (sig.length !== 64) return false;
+  const hash = specHash(spec);
+  for (const recovery of [0, 1]) {
+    try {
+      const pub = Secp256k1.compressPubkey(Secp256k1.recoverPubkey(new ExtendedSecp256k1Signature(sig.slice(0, 32), sig.slice(32), recovery), hash));
+      if (toHex(rawSecp256k1PubkeyToRawAddress(pub)) === want && Secp256k1.verifySignature(Secp256k1Signature.fromFixedLength(sig), hash, pub)) return true;
+    } catch {
+      // Not a point for this recovery id: try the other.
+    }
+  }
+  return false;
 }

@@ -5,7 +5,7 @@
 // period waits, and the next round meters from where each chain ended, from Prometheus's retained data.
 import type { Logger } from 'pino';
 import { UsageRecordResource, type Assignment, type UsageRecord, type UsageRecordSpec } from '../api/index.js';
-import { JobLabel } from '../agent/jobpod.js';
+import { JobLabel } from '../api/labels.js';
 import type { Kube } from '../kube/client.js';
 import { evidenceDigest, evidenceFor, signUsageRecord } from './evidence.js';
 import { PrometheusError, type Prometheus } from './prometheus.js';

@@ -17,7 +17,7 @@ function assignment(name: string, opts: { uid?: string; price?: string; ended?: 
 }
 const pod = (a: Assignment, p: Partial<PodUsage>): PodUsage => ({ podUid: `pod-${a.metadata.name}`, pod: `p-${a.metadata.name}`, assignmentUid: a.metadata.uid ?? '', assignment: a.metadata.name ?? '', gpus: 1, ...p });
 function recorded(name: string, spec: Partial<UsageRecord['spec']>): UsageRecord {
-  return { apiVersion: 'gpufed.io/v1alpha1', kind: 'UsageRecord', metadata: { name }, spec: { assignmentName: 'a', jobRef: { namespace: 'carol', name: 'train', uid: 'u' }, epoch: 1, period: { start: '', end: '' }, gpuMilliseconds: { cumulative: 0, delta: 0 }, pricePerGpuHour: '1200000ustake', amount: '0ustake', payer: PAYER, payee: PAYEE, evidenceDigest: '0'.repeat(64), ...spec } };
+  return { apiVersion: 'gpufed.io/v1alpha1', kind: 'UsageRecord', metadata: { name }, spec: { assignmentName: 'a', jobRef: { namespace: 'carol', name: 'train', uid: 'u' }, epoch: 1, model: 'M', gpus: 1, period: { start: '', end: '' }, gpuMilliseconds: { cumulative: 0, delta: 0 }, pricePerGpuHour: '1200000ustake', amount: '0ustake', payer: PAYER, payee: PAYEE, evidenceDigest: '0'.repeat(64), ...spec } };
 }
 
 describe('planUsageRecords', () => {
@@ -32,6 +32,8 @@ describe('planUsageRecords', () => {
         assignmentName: 'carol-train-1',
         jobRef: a.spec.jobRef,
         epoch: 1,
+        model: 'M',
+        gpus: 1,
         period: { start: '2026-11-21T12:00:00.000Z', end: '2026-11-21T12:05:00.000Z' },
         gpuMilliseconds: { cumulative: 298_000, delta: 298_000 },
         pricePerGpuHour: '1200000ustake',
@@ -81,6 +83,14 @@ describe('planUsageRecords', () => {
     const a = assignment('carol-lost-1', { ended: T0 + 30_000, phase: 'Withdrawn' });
     const [r] = planUsageRecords({ assignments: [a], records: [], pods: [pod(a, { startedMs: T0, lastRunningMs: T0 + 250_000 })], windowEndMs: T0 + 300_000, payee: PAYEE });
     expect(r?.spec).toMatchObject({ final: true, gpuMilliseconds: { cumulative: 30_000 } });
+  });
+
+  it("never bills past the end of the run window the registry set (spec.billableUntil), though the pod still runs", () => {
+    const a = assignment('carol-fenced-1');
+    a.spec.billableUntil = new Date(T0 + 20_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const [r] = planUsageRecords({ assignments: [a], records: [], pods: [pod(a, { startedMs: T0, lastRunningMs: T0 + 250_000 })], windowEndMs: T0 + 300_000, payee: PAYEE });
+    // Not final: the copy has not ended, it is only paid no further.
+    expect(r?.spec).toMatchObject({ final: false, gpuMilliseconds: { cumulative: 20_000 } });
   });
 
   it('takes the average utilisation and the summed energy of the pods when the exporter has them', () => {

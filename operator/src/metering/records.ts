@@ -8,7 +8,8 @@
 // in the cumulative count. The last record of an ended Assignment is marked final.
 import { createHash } from 'node:crypto';
 import type { Assignment, UsageRecord, UsageRecordSpec } from '../api/index.js';
-import { formatCoin, parseCoin } from '../scheduling/coin.js';
+import { formatCoin, parseCoin } from '../api/coin.js';
+import { assignmentEnded, currentStatus } from '../api/assignments.js';
 import { assignmentGpuMs, periodAmount, type PodUsage } from './usage.js';
 
 export interface MeteredPodExtras {
@@ -36,7 +37,6 @@ export interface PlannedRecord {
   podUids: string[];
 }
 
-const ENDED_PHASES = ['Succeeded', 'Failed', 'Withdrawn', 'Rejected'];
 
 /** A record's name: the Assignment's and the window end's Unix seconds; hashed down when that would exceed 253 characters. */
 export function usageRecordName(assignmentName: string, endMs: number): string {
@@ -58,9 +58,15 @@ export function lastRecords(records: readonly UsageRecord[]): Map<string, UsageR
 
 /** When an Assignment ended for metering, or undefined while its pod may still run. */
 function endedAt(a: Assignment): number | undefined {
-  const s = a.status;
-  if (!s?.completionTime || s.observedEpoch !== a.spec.epoch || !ENDED_PHASES.includes(s.phase ?? '')) return undefined;
+  const s = currentStatus(a);
+  if (!s?.completionTime || !assignmentEnded(a)) return undefined;
   return Date.parse(s.completionTime);
+}
+
+/** The registry's end of this copy's run window (spec.billableUntil): nothing after it is paid. */
+function billableUntil(a: Assignment): number | undefined {
+  const t = Date.parse(a.spec.billableUntil ?? '');
+  return Number.isNaN(t) ? undefined : t;
 }
 
 function planOne(a: Assignment, last: UsageRecord | undefined, input: PlanRecordsInput): PlannedRecord | undefined {
@@ -70,8 +76,10 @@ function planOne(a: Assignment, last: UsageRecord | undefined, input: PlanRecord
   const ended = endedAt(a);
   const final = ended !== undefined && ended <= input.windowEndMs;
   const prevCumulative = last?.spec.gpuMilliseconds.cumulative ?? 0;
-  // Never billed past the moment the Assignment ended (e.g. withdrawn while its pod still ran).
-  const cumulative = Math.max(prevCumulative, assignmentGpuMs(pods, uid, input.windowEndMs, ended));
+  // Never billed past the moment the Assignment ended (e.g. withdrawn while its pod still ran), nor
+  // past the end of the run window the registry set (it would dispute the record).
+  const cap = [ended, billableUntil(a)].filter((x): x is number => x !== undefined).reduce((m, x) => Math.min(m, x), Number.POSITIVE_INFINITY);
+  const cumulative = Math.max(prevCumulative, assignmentGpuMs(pods, uid, input.windowEndMs, cap));
   const startMs = chainStart(last, pods);
   if (!Number.isFinite(startMs) || startMs >= input.windowEndMs) return undefined; // never ran: nothing to bill
   const price = parseCoin(a.spec.pricePerGpuHour);
@@ -109,11 +117,13 @@ function finalMarker(a: Assignment, last: UsageRecord, input: PlanRecordsInput, 
   };
 }
 
-function base(a: Assignment, input: PlanRecordsInput, startMs: number): Pick<UsageRecordSpec, 'assignmentName' | 'jobRef' | 'epoch' | 'period' | 'pricePerGpuHour' | 'payer' | 'payee'> {
+function base(a: Assignment, input: PlanRecordsInput, startMs: number): Pick<UsageRecordSpec, 'assignmentName' | 'jobRef' | 'epoch' | 'period' | 'pricePerGpuHour' | 'payer' | 'payee' | 'model' | 'gpus'> {
   return {
     assignmentName: a.metadata.name ?? '',
     jobRef: a.spec.jobRef,
     epoch: a.spec.epoch,
+    model: a.spec.model,
+    gpus: a.spec.resources.gpu.count,
     period: { start: new Date(startMs).toISOString(), end: new Date(input.windowEndMs).toISOString() },
     pricePerGpuHour: a.spec.pricePerGpuHour,
     payer: a.spec.payer,

@@ -7,7 +7,7 @@
 // to the last sample that saw it Running. Everything is an integer number of milliseconds from
 // Kubernetes timestamps, so the same data always gives the same number, a scrape gap is billed once
 // the data after it arrives, and nothing is billed without data.
-import type { Coin } from '../scheduling/coin.js';
+import type { Coin } from '../api/coin.js';
 import { KSM_POD_LABEL } from './queries.js';
 
 /** One element of a Prometheus instant-vector answer. */

@@ -135,7 +135,7 @@ describe('providerObjects', () => {
     expect(rules).toEqual(providerClusterRules('alice'));
     for (const r of rules) {
       expect(r.resourceNames).toEqual(['alice']);
-      expect(r.resources.every((x) => x === 'providers' || x === 'providers/status')).toBe(true);
+      expect(r.resources).toEqual(['providers']);
     }
     expect(rules.find((r) => r.resources.includes('providers'))?.verbs).toEqual(['get', 'list', 'watch']);
   });
@@ -150,8 +150,10 @@ describe('providerObjects', () => {
     ['gpunodes/status', ['get', 'patch', 'update']],
     ['assignments', ['get', 'list', 'watch']],
     ['assignments/status', ['get', 'patch', 'update']],
-    ['usagerecords', ['create', 'get', 'list', 'patch', 'update', 'watch']],
-    ['usagerecords/status', ['get', 'patch', 'update']],
+    ['usagerecords', ['create', 'get', 'list', 'watch']],
+    ['usagerecords/status', []],
+    ['settlements', ['create', 'get', 'list', 'watch']],
+    ['settlements/status', []],
     ['configmaps', ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']],
     ['events', ['create', 'patch']],
     ['leases', ['create', 'get', 'list', 'patch', 'update', 'watch']],

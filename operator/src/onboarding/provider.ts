@@ -57,8 +57,9 @@ const STATUS = ['get', 'update', 'patch'];
 
 /**
  * What an agent may do in its own namespace: exactly what agent mode needs, nothing cluster-wide.
- * No Secrets (not even its own token), no Pods, no delete of UsageRecords (they are the payment
- * trail) and no write of an Assignment's spec (the registry's word; the agent answers in status).
+ * No Secrets (not even its own token), no Pods, no delete of UsageRecords or Settlements (they are
+ * the payment trail), no write of an Assignment's spec (the registry's word; the agent answers in
+ * status), and no write of a UsageRecord's or a Settlement's status (the registry's verdicts).
  */
 export const AGENT_NAMESPACE_RULES: readonly PolicyRule[] = [
   // One GpuNode per GPU node of the provider's cluster: created, kept up to date, removed with the node.
@@ -67,26 +68,30 @@ export const AGENT_NAMESPACE_RULES: readonly PolicyRule[] = [
   // Placed jobs: read the spec, report the pod's phase in status.
   { apiGroups: [API_GROUP], resources: ['assignments'], verbs: READ },
   { apiGroups: [API_GROUP], resources: ['assignments/status'], verbs: STATUS },
-  // Metering and settlement: one record per period, its settlement state in status.
-  { apiGroups: [API_GROUP], resources: ['usagerecords'], verbs: [...READ, 'create', 'update', 'patch'] },
-  { apiGroups: [API_GROUP], resources: ['usagerecords/status'], verbs: STATUS },
+  // Metering: one record per period, written once (its spec is immutable). Its status, the
+  // registry's verdict and where its payment is, is not the agent's to write; nor is a
+  // Settlement's status (what the registry co-signed and found on chain).
+  { apiGroups: [API_GROUP], resources: ['usagerecords'], verbs: [...READ, 'create'] },
+  // Settlement: proposals of a transaction paying verified records, for the registry to co-sign.
+  { apiGroups: [API_GROUP], resources: ['settlements'], verbs: [...READ, 'create'] },
   // Job log tails, pushed for `gpufed logs`; removed when the job is gone.
   { apiGroups: [''], resources: ['configmaps'], verbs: [...READ, 'create', 'update', 'patch', 'delete'] },
   // Events about its objects: the core API and events.k8s.io (client-node can record through either).
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
-  // Leader election between agent replicas.
+  // The heartbeat Lease (gpufed-agent) and leader election between agent replicas.
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: [...READ, 'create', 'update', 'patch'] },
 ];
 
 /**
- * What an agent may do cluster-wide: read its own Provider and write its status, nothing else.
+ * What an agent may do cluster-wide: read its own Provider, nothing else. Its status (Ready, the
+ * heartbeat the registry saw, capacity, reputation) is the registry's alone: nothing a provider
+ * writes decides its own standing.
  * A list or watch is allowed only with `fieldSelector=metadata.name=<provider>` (the API server
  * then authorizes it against resourceNames); a plain list of all Providers is forbidden.
  */
 export function providerClusterRules(provider: string): PolicyRule[] {
   return [
     { apiGroups: [API_GROUP], resources: ['providers'], resourceNames: [provider], verbs: READ },
-    { apiGroups: [API_GROUP], resources: ['providers/status'], resourceNames: [provider], verbs: STATUS },
   ];
 }
 

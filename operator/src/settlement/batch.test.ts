@@ -1,5 +1,5 @@
 import type { UsageRecord } from '../api/index.js';
-import { batchMemo, checkMemo, planSettlement } from './batch.js';
+import { batchMemo, checkMemo, planSettlement, totalOf } from './batch.js';
 import { costOf, covers, type PayerFunds } from './grants.js';
 
 const PAYEE = 'cosmos1tlw2rnzhrexvp0rtwvtrq9527x6wpcmvcl5sk0';
@@ -8,14 +8,13 @@ const DAVE = 'cosmos1qypqxpq9qcrsszg2pvxq6rs0zqg3yyc5lzv7xu';
 const NOW = Date.parse('2026-11-21T12:00:00Z');
 
 let n = 0;
-function record(payer: string, amount: string, opts: { end?: string; state?: string; job?: string } = {}): UsageRecord {
+function record(payer: string, amount: string, opts: { end?: string; job?: string } = {}): UsageRecord {
   n++;
   return {
     apiVersion: 'gpufed.io/v1alpha1',
     kind: 'UsageRecord',
     metadata: { name: `r${String(n).padStart(3, '0')}` },
-    spec: { assignmentName: 'a', jobRef: { namespace: payer === CAROL ? 'carol' : 'dave', name: opts.job ?? 'train', uid: 'u' }, epoch: 1, period: { start: '2026-11-21T11:00:00Z', end: opts.end ?? `2026-11-21T11:${String(n % 60).padStart(2, '0')}:00Z` }, gpuMilliseconds: { cumulative: 1, delta: 1 }, pricePerGpuHour: '1ustake', amount, payer, payee: PAYEE, evidenceDigest: '0'.repeat(64) },
-    ...(opts.state ? { status: { state: opts.state as 'Pending' } } : {}),
+    spec: { assignmentName: 'a', jobRef: { namespace: payer === CAROL ? 'carol' : 'dave', name: opts.job ?? 'train', uid: 'u' }, epoch: 1, model: 'M', gpus: 1, period: { start: '2026-11-21T11:00:00Z', end: opts.end ?? `2026-11-21T11:${String(n % 60).padStart(2, '0')}:00Z` }, gpuMilliseconds: { cumulative: 1, delta: 1 }, pricePerGpuHour: '1ustake', amount, payer, payee: PAYEE, evidenceDigest: '0'.repeat(64) },
   };
 }
 const funds = (limit: bigint | undefined, balance: bigint, extra: Partial<NonNullable<PayerFunds['grant']>> = {}): PayerFunds => ({
@@ -72,11 +71,14 @@ describe('planSettlement', () => {
     expect(plan.isolated[0]).toMatchObject({ reason: 'GrantExhausted', records: [rs[2]?.metadata.name] });
   });
 
-  it('skips zero amounts, records already in flight or paid, and re-pays only provably failed ones', () => {
-    const rs = [record(CAROL, '0ustake'), record(CAROL, '7ustake', { state: 'Signed' }), record(CAROL, '8ustake', { state: 'Broadcast' }), record(CAROL, '9ustake', { state: 'Committed' }), record(CAROL, '10ustake', { state: 'Failed' })];
+  it('sends nothing for zero amounts (the carry lives in the cumulative GPU time)', () => {
+    const rs = [record(CAROL, '0ustake'), record(CAROL, '10ustake')];
     const plan = planSettlement({ records: rs, funds: new Map([[CAROL, funds(1000n, 1000n)]]), payee: PAYEE, nowMs: NOW });
-    expect(plan.nothingDue).toEqual([rs[0]?.metadata.name]);
-    expect(plan.payments).toEqual([{ payer: CAROL, denom: 'ustake', amount: 10n, records: [rs[4]?.metadata.name] }]);
+    expect(plan.payments).toEqual([{ payer: CAROL, denom: 'ustake', amount: 10n, records: [rs[1]?.metadata.name] }]);
+  });
+
+  it('totals what a plan moves per denom, as a Settlement writes it', () => {
+    expect(totalOf([{ payer: CAROL, denom: 'ustake', amount: 5n, records: [] }, { payer: DAVE, denom: 'uatom', amount: 2n, records: [] }, { payer: DAVE, denom: 'ustake', amount: 7n, records: [] }])).toBe('2uatom,12ustake');
   });
 
   it('puts at most 50 payers in one transaction and defers the rest, the same ones on every run', () => {

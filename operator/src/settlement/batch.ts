@@ -1,12 +1,13 @@
-// Which payments one settlement transaction carries: a pure decision over the provider's unpaid
-// UsageRecords and what the chain says about each payer. One MsgSend per payer and denom (the sum of
+// Which payments one settlement transaction carries: a pure decision over the provider's payable
+// UsageRecords (verified by the registry, in no settlement that paid or may pay them:
+// decide.ts payableRecords) and what the chain says about each payer. One MsgSend per payer and denom (the sum of
 // its records), at most MAX_MESSAGES per transaction, payers in address order so the split is the
 // same on every run. A payer whose grant or balance cannot cover everything owed pays what it can,
 // oldest records first, and is isolated: its jobs are stopped, the other payers still settle.
 import { createHash } from 'node:crypto';
 import type { UsageRecord } from '../api/index.js';
 import { canonicalJson } from '../metering/evidence.js';
-import { parseCoin } from '../scheduling/coin.js';
+import { parseCoin } from '../api/coin.js';
 import { covers, type FundsReason, type PayerFunds } from './grants.js';
 
 /** Inner messages per MsgExec: the SDK decodes at most 100 Anys per message, the MsgExec included (99 sends; bench/RESULTS.md); half keeps a failure cheap. */
@@ -37,24 +38,17 @@ export interface SettlementPlan {
   isolated: Isolated[];
   /** Payers left for a later transaction because this one is full. */
   deferred: string[];
-  /** Zero-amount records: nothing to send, they are done. */
-  nothingDue: string[];
   /** sha256 of the payments' canonical JSON: names the batch in the memo. */
   batchId: string;
 }
 
 export interface PlanSettlementInput {
+  /** The records to pay (payableRecords). */
   records: readonly UsageRecord[];
   funds: ReadonlyMap<string, PayerFunds>;
   payee: string;
   nowMs: number;
   maxMessages?: number;
-}
-
-/** Records that may be paid now: never signed, or whose transaction can provably never commit. */
-export function payable(r: UsageRecord): boolean {
-  const state = r.status?.state ?? 'Pending';
-  return state === 'Pending' || state === 'Failed';
 }
 
 const byAge = (a: UsageRecord, b: UsageRecord) => a.spec.period.end.localeCompare(b.spec.period.end) || (a.metadata.name ?? '').localeCompare(b.metadata.name ?? '');
@@ -86,9 +80,7 @@ const sumOf = (records: readonly UsageRecord[]) => records.reduce((s, r) => s + 
 const names = (records: readonly UsageRecord[]) => records.map((r) => r.metadata.name ?? '');
 
 export function planSettlement(input: PlanSettlementInput): SettlementPlan {
-  const open = input.records.filter(payable);
-  const nothingDue = names(open.filter((r) => parseCoin(r.spec.amount).amount === 0n).sort(byAge));
-  const owed = open.filter((r) => parseCoin(r.spec.amount).amount > 0n);
+  const owed = input.records.filter((r) => parseCoin(r.spec.amount).amount > 0n);
   const payments: Payment[] = [];
   const isolated: Isolated[] = [];
   const deferred: string[] = [];
@@ -109,7 +101,14 @@ export function planSettlement(input: PlanSettlementInput): SettlementPlan {
     payments.push({ payer, denom, amount: sumOf(paid), records: names(paid) });
   }
   const batchId = createHash('sha256').update(canonicalJson(payments)).digest('hex');
-  return { payments, isolated, deferred, nothingDue, batchId };
+  return { payments, isolated, deferred, batchId };
+}
+
+/** What a plan's payments move in all, per denom, as `spec.total` writes it: `8333ustake` (denoms sorted, comma-separated). */
+export function totalOf(payments: readonly Payment[]): string {
+  const byDenom = new Map<string, bigint>();
+  for (const p of payments) byDenom.set(p.denom, (byDenom.get(p.denom) ?? 0n) + p.amount);
+  return [...byDenom].sort(([a], [b]) => a.localeCompare(b)).map(([d, v]) => `${v}${d}`).join(',');
 }
 
 /** The memo naming a batch: `gpufed/v1/<provider>/<batchId>`. */

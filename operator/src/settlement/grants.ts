@@ -1,7 +1,7 @@
 // What a renter's x/authz grant to a provider allows, as plain data, and the one rule that decides
 // whether it covers an amount. The registry (before placing), the agent (before starting a pod) and
 // the settlement planner (before signing) all ask this same question, each with data it fetched.
-import type { Coin } from '../scheduling/coin.js';
+import type { Coin } from '../api/coin.js';
 
 /** A SendAuthorization from a payer (granter) to a provider's hot key (grantee), as read from the chain. */
 export interface GrantView {

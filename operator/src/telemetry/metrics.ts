@@ -61,8 +61,14 @@ export class Metrics {
   readonly meteringFailures = new Counter({ name: 'gpufed_metering_failures_total', help: 'Metering rounds that could not complete (e.g. Prometheus unreachable); the period is metered later.', registers: [this.registry] });
   readonly settlementOutcomes = new Counter({
     name: 'gpufed_settlement_steps_total',
-    help: 'Settlement steps by outcome: idle, signed, committed, failed, pending, alert, error.',
+    help: "Settlement rounds of the agent by outcome: idle, no-account (no settlement account published yet), proposed, waiting (on the registry or the chain), broadcast (sent a co-signed one), backoff, error.",
     labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly settlements = new Counter({
+    name: 'gpufed_settlements_total',
+    help: "This provider's Settlements as the registry decided them, by state: Committed (paid), or paid nothing: Refused (not co-signed), Failed (in its block), Expired, Superseded.",
+    labelNames: ['state'] as const,
     registers: [this.registry],
   });
   // Money, per the agent that metered and paid it. Amounts are base units of the denom; Prometheus
@@ -76,7 +82,7 @@ export class Metrics {
   });
   readonly paid = new Counter({
     name: 'gpufed_paid_total',
-    help: 'What committed on chain to this provider, in base units of the denom, per tenant (counted when the agent sees the transaction in a block).',
+    help: 'What committed on chain to this provider, in base units of the denom, per tenant (counted when the agent reads that the registry found the Settlement in a block).',
     labelNames: ['tenant', 'denom'] as const,
     registers: [this.registry],
   });
