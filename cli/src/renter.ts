@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { ComputeJobResource, type ComputeJob, type ComputeJobList, type ResourcesGpuSharing } from '../../operator/src/api/index.js';
 import { isConflict, isNotFound } from '../../operator/src/kube/errors.js';
-import { tryParseCoin } from '../../operator/src/scheduling/coin.js';
+import { tryParseCoin } from '../../operator/src/api/coin.js';
 import { commandKubeConfig, contextNamespace } from './kubeconfig.js';
 import { apiFailure, UsageError } from './output.js';
 

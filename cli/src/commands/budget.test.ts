@@ -6,7 +6,7 @@ import { budgetTable, expiryOf, formatExpiry, grantProblems, grantText, parseExp
 
 const now = new Date('2026-11-21T12:00:00Z');
 const DAY = 86_400_000;
-const HOT = 'cosmos1alicehot';
+const ACCOUNT = 'cosmos1alice2of2';
 const PAYOUT = 'cosmos1alicepayout';
 
 function provider(name: string, o: { payout?: string; prices?: string[] } = {}): Provider {
@@ -15,6 +15,8 @@ function provider(name: string, o: { payout?: string; prices?: string[] } = {}):
     kind: 'Provider',
     metadata: { name },
     spec: { wallet: `cosmos1${name}hot`, ...(o.payout ? { payout: o.payout } : {}), region: 'home', prices: (o.prices ?? ['1200000ustake']).map((p) => ({ model: 'NVIDIA-GeForce-RTX-4090', pricePerGpuHour: p })) },
+    // The grantee: the 2-of-2 settlement account the registry publishes.
+    status: { settlementAccount: { address: `cosmos1${name}2of2`, providerPubKey: 'AA==', registryPubKey: 'AA==' } },
   };
 }
 
@@ -87,8 +89,8 @@ describe('a grant as shown', () => {
 
   it("pays the wallet itself when the provider names no payout", () => {
     const p = provider('bob');
-    expect(providerBudget(p, grant({ allowList: ['cosmos1bobhot'] }), now)).toMatchObject({ provider: 'bob', grantee: 'cosmos1bobhot', payout: 'cosmos1bobhot', problems: [] });
-    expect(providerBudget(p, undefined, now)).toEqual({ provider: 'bob', grantee: 'cosmos1bobhot', payout: 'cosmos1bobhot', grant: null, problems: [] });
+    expect(providerBudget(p, grant({ allowList: ['cosmos1bobhot'] }), now)).toMatchObject({ provider: 'bob', grantee: 'cosmos1bob2of2', payout: 'cosmos1bobhot', problems: [] });
+    expect(providerBudget(p, undefined, now)).toEqual({ provider: 'bob', grantee: 'cosmos1bob2of2', payout: 'cosmos1bobhot', grant: null, problems: [] });
   });
 
   it.each([
@@ -111,9 +113,9 @@ describe('budget show', () => {
   it('shows one row per provider, "none" without a grant, the problem when one cannot pay, and the balance', () => {
     const lines = budgetTable(report, now).split('\n');
     expect(lines[0]).toMatch(/^PROVIDER\s+GRANTEE\s+REMAINING\s+ALLOW LIST\s+EXPIRES\s+PROBLEM$/);
-    expect(lines[1]).toMatch(new RegExp(`^alice\\s+cosmos1alicehot\\s+5000000ustake\\s+${PAYOUT}\\s+2026-12-21T12:00:00.000Z \\(in 30d\\)$`));
-    expect(lines[2]).toMatch(/^bob\s+cosmos1bobhot\s+none\s+-\s+-$/);
-    expect(lines[3]).toMatch(new RegExp(`^dora\\s+cosmos1dorahot\\s+5000000ustake\\s+${PAYOUT}\\s+never\\s+payout cosmos1dorapayout not allowed$`));
+    expect(lines[1]).toMatch(new RegExp(`^alice\\s+cosmos1alice2of2\\s+5000000ustake\\s+${PAYOUT}\\s+2026-12-21T12:00:00.000Z \\(in 30d\\)$`));
+    expect(lines[2]).toMatch(/^bob\s+cosmos1bob2of2\s+none\s+-\s+-$/);
+    expect(lines[3]).toMatch(new RegExp(`^dora\\s+cosmos1dora2of2\\s+5000000ustake\\s+${PAYOUT}\\s+never\\s+payout cosmos1dorapayout not allowed$`));
     expect(lines[5]).toBe('Balance of cosmos1carol: 9990000000ustake');
     expect(lines[6]).toMatch(/^A provider without a grant cannot be paid by you.*gpufed budget grant --provider <name> --limit <coin>$/);
   });
@@ -124,14 +126,14 @@ describe('budget show', () => {
 });
 
 describe('budget grant and revoke', () => {
-  const result: GrantResult = { granter: 'cosmos1carol', provider: 'alice', grantee: HOT, spendLimit: '5000000ustake', allowList: [PAYOUT], expiresAt: '2026-12-21T12:00:00.000Z', replaced: null, txHash: 'AB'.repeat(32), height: 42 };
+  const result: GrantResult = { granter: 'cosmos1carol', provider: 'alice', grantee: ACCOUNT, spendLimit: '5000000ustake', allowList: [PAYOUT], expiresAt: '2026-12-21T12:00:00.000Z', replaced: null, txHash: 'AB'.repeat(32), height: 42 };
 
   it('says what was granted, that a new grant replaces this one, and where the transaction is', () => {
     expect(grantText(result, now)).toBe(
       [
         `Granted provider alice up to 5000000ustake, payable only to ${PAYOUT}, expiring 2026-12-21T12:00:00.000Z (in 30d).`,
         '  granter cosmos1carol',
-        `  grantee ${HOT} (alice's hot key, which signs its payments)`,
+        `  grantee ${ACCOUNT} (alice's settlement account: its hot key and the registry's, both needed for a payment)`,
         "A later grant to alice replaces this one: a grant's limit is absolute, not added to what is left.",
         `Transaction ${'AB'.repeat(32)} committed at height 42.`,
       ].join('\n'),
@@ -145,8 +147,8 @@ describe('budget grant and revoke', () => {
   });
 
   it('says what a revoke left the provider', () => {
-    const text = revokeText({ granter: 'cosmos1carol', provider: 'alice', grantee: HOT, revoked: summariseGrant(grant(), now), txHash: 'CD'.repeat(32), height: 43 });
-    expect(text).toMatch(/^Revoked your grant to provider alice \(cosmos1alicehot; 5000000ustake was left\): it can take no more payments from you/);
+    const text = revokeText({ granter: 'cosmos1carol', provider: 'alice', grantee: ACCOUNT, revoked: summariseGrant(grant(), now), txHash: 'CD'.repeat(32), height: 43 });
+    expect(text).toMatch(/^Revoked your grant to provider alice \(cosmos1alice2of2; 5000000ustake was left\): it can take no more payments from you/);
     expect(text).toMatch(/Transaction (CD){32} committed at height 43\.$/);
   });
 });

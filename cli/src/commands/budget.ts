@@ -1,6 +1,7 @@
-// `gpufed budget grant|show|revoke`: a renter's spending grants to providers, on chain. A provider's
-// agent takes payments for metered GPU time with an x/authz SendAuthorization the renter signed to
-// the provider's hot key (Provider spec.wallet), payable only to its payout address (spec.payout).
+// `gpufed budget grant|show|revoke`: a renter's spending grants to providers, on chain. A provider is
+// paid for verified GPU time with an x/authz SendAuthorization the renter signed to the provider's
+// settlement account (Provider status.settlementAccount: a 2-of-2 of its hot key and the registry's
+// key, so neither alone can take anything), payable only to its payout address (spec.payout).
 // These commands read both addresses from the registry, so a renter never types one, and sign with a
 // key from a file, $GPUFED_KEY or the dev chain (wallet.ts), never from the command line.
 import * as k8s from '@kubernetes/client-node';
@@ -8,7 +9,7 @@ import { Command, Option } from 'commander';
 import { ProviderResource, type Provider, type ProviderList } from '../../../operator/src/api/index.js';
 import { isNotFound } from '../../../operator/src/kube/errors.js';
 import { addressProblem } from '../../../operator/src/onboarding/provider.js';
-import { parseCoin, type Coin } from '../../../operator/src/scheduling/coin.js';
+import { parseCoin, type Coin } from '../../../operator/src/api/coin.js';
 import { Chain } from '../../../operator/src/settlement/chain.js';
 import type { GrantView } from '../../../operator/src/settlement/grants.js';
 import { apiFailure, bold, dim, ExitCode, ExitError, formatAge, outputOption, print, table, UsageError, type OutputFormat } from '../output.js';
@@ -81,7 +82,7 @@ export function summariseGrant(g: GrantView, now: Date): GrantSummary {
 /** One provider in `budget show`. */
 export interface ProviderBudget {
   provider: string;
-  /** The provider's hot key, the grantee. */
+  /** The provider's settlement account, the grantee. */
   grantee: string;
   /** Where its payments go. */
   payout: string;
@@ -98,6 +99,16 @@ export interface BudgetReport {
 }
 
 export const payoutOf = (p: Provider): string => p.spec.payout ?? p.spec.wallet;
+
+/** The grantee of a renter's grant to the provider: its settlement account, once the registry published it. */
+export function granteeOf(p: Provider): string {
+  const account = p.status?.settlementAccount?.address;
+  if (!account) throw new ExitError(`Provider ${p.metadata.name ?? ''} has no settlement account yet: the registry publishes it once the provider's agent has announced its hot key (a 2-of-2 of that key and the registry's). Try again when kubectl get provider ${p.metadata.name ?? ''} -o wide shows one.`, ExitCode.Remote);
+  return account;
+}
+
+/** The grantee to show for a provider: its settlement account, or none yet. */
+const shownGrantee = (p: Provider): string => p.status?.settlementAccount?.address ?? '(no settlement account yet)';
 
 /** The denoms a provider prices in. */
 const priceDenoms = (p: Provider): string[] => [...new Set(p.spec.prices.map((x) => /[a-zA-Z].*$/.exec(x.pricePerGpuHour)?.[0] ?? ''))].filter((d) => d !== '');
@@ -116,7 +127,7 @@ export function grantProblems(p: Provider, g: GrantSummary | null): string[] {
 
 export function providerBudget(p: Provider, g: GrantView | undefined, now: Date): ProviderBudget {
   const grant = g ? summariseGrant(g, now) : null;
-  return { provider: p.metadata.name ?? '', grantee: p.spec.wallet, payout: payoutOf(p), grant, problems: grantProblems(p, grant) };
+  return { provider: p.metadata.name ?? '', grantee: shownGrantee(p), payout: payoutOf(p), grant, problems: grantProblems(p, grant) };
 }
 
 /** "2026-12-21T12:00:00.000Z (in 30d)", "never", or "… (expired 2h ago)". */
@@ -158,7 +169,7 @@ export function grantText(r: GrantResult, now: Date): string {
   const lines = [
     `Granted provider ${bold(r.provider)} up to ${bold(r.spendLimit)}, payable only to ${r.allowList.join(', ')}, expiring ${formatExpiry(r.expiresAt, now)}.`,
     `  granter ${r.granter}`,
-    `  grantee ${r.grantee} (${r.provider}'s hot key, which signs its payments)`,
+    `  grantee ${r.grantee} (${r.provider}'s settlement account: its hot key and the registry's, both needed for a payment)`,
   ];
   if (r.replaced) {
     lines.push(`This replaced your previous grant to ${r.provider} (${r.replaced.spendLimit.join(',') || 'nothing'} left): a grant's limit is absolute, not added to what was left.`);
@@ -273,7 +284,7 @@ Exit status:
 
 function grantCommand(): Command {
   const cmd = new Command('grant')
-    .description("Let a provider take up to a limit from your account for your jobs (an x/authz grant to its hot key, payable only to its payout address)")
+    .description("Let a provider take up to a limit from your account for your jobs (an x/authz grant to its settlement account, payable only to its payout address)")
     .addOption(providerOption(true))
     .addOption(new Option('--limit <coin>', 'the most the provider may take in all, e.g. 5000000ustake').makeOptionMandatory().argParser(parseLimit))
     .addOption(new Option('--expires <duration>', 'how long the grant lasts: 30d, 12h, 2w, ... or never').default(parseExpires(DEFAULT_EXPIRES), DEFAULT_EXPIRES).argParser(parseExpires));
@@ -281,9 +292,10 @@ function grantCommand(): Command {
     .addHelpText(
       'after',
       `
-Reads the provider's hot key (spec.wallet) and payout address (spec.payout) from the registry and
-signs a SendAuthorization to the hot key with the limit, allowing payments to the payout address
-only. There is one grant per provider: a new grant replaces the old one, and its limit is absolute,
+Reads the provider's settlement account (status.settlementAccount: a 2-of-2 of its hot key and the
+registry's key, so a payment needs both: the registry co-signs only GPU time it verified) and payout
+address (spec.payout) from the registry and signs a SendAuthorization to the settlement account
+with the limit, allowing payments to the payout address only. There is one grant per provider: a new grant replaces the old one, and its limit is absolute,
 not added to what was left. The coins stay in your account until the provider takes them for
 metered GPU time; keep the balance above what you grant.
 ${KEY_HELP}
@@ -300,18 +312,19 @@ Examples:
       const granter = addressOf(key, endpoint);
       const provider = await readProvider(renterKubeConfig(o), o.provider ?? '');
       const name = provider.metadata.name ?? '';
-      if (provider.spec.wallet === granter) throw new UsageError(`--provider ${name}: its hot key is your own address ${granter}; a key cannot grant to itself`);
+      const grantee = granteeOf(provider);
+      if (grantee === granter) throw new UsageError(`--provider ${name}: its settlement account is your own address ${granter}; a key cannot grant to itself`);
       const denoms = priceDenoms(provider);
       if (denoms.length > 0 && !denoms.includes(o.limit.denom)) process.stderr.write(`warning: ${name} prices in ${denoms.join(', ')}, not ${o.limit.denom}: this grant cannot pay for its GPU time\n`);
       const result = await withChain(endpoint, async (chain) => {
         const now = new Date();
-        const previous = await chainRead('Reading your grant', endpoint, () => chain.grant(granter, provider.spec.wallet));
+        const previous = await chainRead('Reading your grant', endpoint, () => chain.grant(granter, grantee));
         const expiresAtMs = expiryOf(o.expires, now);
-        const tx = await chain.grantSpend(key.privateKey, provider.spec.wallet, o.limit, [payoutOf(provider)], expiresAtMs);
+        const tx = await chain.grantSpend(key.privateKey, grantee, o.limit, [payoutOf(provider)], expiresAtMs);
         const r: GrantResult = {
           granter,
           provider: name,
-          grantee: provider.spec.wallet,
+          grantee,
           spendLimit: `${o.limit.amount}${o.limit.denom}`,
           allowList: [payoutOf(provider)],
           expiresAt: expiresAtMs === undefined ? null : new Date(Math.floor(expiresAtMs / 1000) * 1000).toISOString(),
@@ -350,7 +363,7 @@ function showCommand(): Command {
       'after',
       `
 Every provider on the registry (or the one --provider names), with the grant your address gave its
-hot key: the limit left, the allow list and the expiry, or "none"; and a problem when the grant
+settlement account: the limit left, the allow list and the expiry, or "none"; and a problem when the grant
 cannot pay the provider (expired, its payout not allowed, no limit in the denom it prices in).
 ${KEY_HELP}
 
@@ -366,7 +379,7 @@ Examples:
       const providers = o.provider !== undefined ? [await readProvider(kc, o.provider)] : await listProviders(kc);
       const report = await withChain(endpoint, async (chain): Promise<BudgetReport> => {
         const now = new Date();
-        const [balance, grants] = await chainRead(`Reading ${address}'s grants and balance`, endpoint, () => Promise.all([chain.balances(address), Promise.all(providers.map((p) => chain.grant(address, p.spec.wallet)))]));
+        const [balance, grants] = await chainRead(`Reading ${address}'s grants and balance`, endpoint, () => Promise.all([chain.balances(address), Promise.all(providers.map(async (p) => (p.status?.settlementAccount ? chain.grant(address, p.status.settlementAccount.address) : undefined)))]));
         return { address, balance: coins(balance), providers: providers.map((p, i) => providerBudget(p, grants[i], now)) };
       });
       print(o.output, report, () => budgetTable(report, new Date()));
@@ -394,14 +407,15 @@ Examples:
       const granter = addressOf(key, endpoint);
       const provider = await readProvider(renterKubeConfig(o), o.provider ?? '');
       const name = provider.metadata.name ?? '';
-      const noGrant = () => new UsageError(`no grant from ${granter} to provider ${name} (${provider.spec.wallet}) to revoke; see your grants with: gpufed budget show`);
+      const grantee = granteeOf(provider);
+      const noGrant = () => new UsageError(`no grant from ${granter} to provider ${name} (${grantee}) to revoke; see your grants with: gpufed budget show`);
       const result = await withChain(endpoint, async (chain): Promise<RevokeResult> => {
         const now = new Date();
-        const existing = await chainRead('Reading your grant', endpoint, () => chain.grant(granter, provider.spec.wallet));
+        const existing = await chainRead('Reading your grant', endpoint, () => chain.grant(granter, grantee));
         if (!existing) throw noGrant();
         try {
-          const tx = await chain.revokeSpend(key.privateKey, provider.spec.wallet);
-          return { granter, provider: name, grantee: provider.spec.wallet, revoked: summariseGrant(existing, now), txHash: tx.txHash, height: tx.height };
+          const tx = await chain.revokeSpend(key.privateKey, grantee);
+          return { granter, provider: name, grantee, revoked: summariseGrant(existing, now), txHash: tx.txHash, height: tx.height };
         } catch (e) {
           // Used up, expired and pruned, or revoked elsewhere since it was read.
           if (isNoGrant(e)) throw noGrant();

@@ -3,7 +3,7 @@
 // `computejobs`; these commands add the waiting, the relayed logs and messages that say what to do.
 import { Argument, Command, Option } from 'commander';
 import type { ComputeJob, ComputeJobStatusPlacement, ResourcesGpu } from '../../../operator/src/api/index.js';
-import { DEFAULT_MAX_DURATION_SECONDS } from '../../../operator/src/registry/job-lifecycle.js';
+import { DEFAULT_MAX_DURATION_SECONDS } from '../../../operator/src/registry/jobs/decide.js';
 import { contextNamespace } from '../kubeconfig.js';
 import { dim, durationArg, formatAge, formatSeconds, green, outputOption, print, red, table, truncate, UsageError, type OutputFormat } from '../output.js';
 import { readComputeJob, RenterJobs, renterKubeConfig, renterNamespace, withRenterOptions, type RenterOptions } from '../renter.js';

@@ -51,7 +51,7 @@ describe('marketOffers', () => {
       ],
       gpuNodes: [gpuNode('alice', 'alice-desktop', RTX4090, 1), gpuNode('alice', 'alice-tower', RTX3090, 2, { free: 1 }), gpuNode('bob', 'bob-1', RTX4090, 2, { free: 0 }), gpuNode('bob', 'bob-2', RTX4090, 1), gpuNode('carl', 'carl-1', RTX4090, 1, { free: 0 })],
     };
-    const m = marketOffers(market, now);
+    const m = marketOffers(market);
     expect(m.offers.map((o) => [o.model, o.provider, o.pricePerGpuHour, o.free, o.total, o.nodes, o.ready])).toEqual([
       [RTX3090, 'alice', '800000ustake', 1, 2, 1, true],
       [RTX4090, 'carl', '900000ustake', 0, 1, 1, true],
@@ -67,20 +67,22 @@ describe('marketOffers', () => {
   });
 
   it.each([
-    ['never heartbeated', provider('zed', { [RTX4090]: '1ustake' }, { heartbeat: '' }), { code: 'NeverHeartbeated', reason: 'never heartbeated' }],
-    ['a stale heartbeat, even while the registry (down?) still says Ready', provider('zed', { [RTX4090]: '1ustake' }, { heartbeat: new Date(now.getTime() - 31_000).toISOString() }), { code: 'HeartbeatStale', reason: 'heartbeat older than 30s' }],
+    ['not judged by the registry yet', provider('zed', { [RTX4090]: '1ustake' }, { heartbeat: '' }), { code: 'NotReady', reason: 'not Ready' }],
+    ['never heartbeated, as the registry says', provider('zed', { [RTX4090]: '1ustake' }, { ready: cond('Ready', 'False', 'NeverHeartbeated') }), { code: 'NeverHeartbeated', reason: 'never heartbeated' }],
+    ['a stale heartbeat, as the registry says', provider('zed', { [RTX4090]: '1ustake' }, { ready: cond('Ready', 'False', 'HeartbeatStale') }), { code: 'HeartbeatStale', reason: 'heartbeat stale' }],
     ["the registry's Ready False", provider('zed', { [RTX4090]: '1ustake' }, { ready: cond('Ready', 'False', 'NoPricedGpus') }), { code: 'NotReady', reason: 'not Ready (NoPricedGpus)' }],
     ['cordoned', provider('zed', { [RTX4090]: '1ustake' }, { cordoned: true }), { code: 'Cordoned', reason: 'cordoned' }],
   ])('shows a provider that is not Ready (%s) with why, counting its GPUs but none as free', (_what, p, notReady) => {
-    const m = marketOffers({ providers: [p], gpuNodes: [gpuNode('zed', 'zed-1', RTX4090, 4)] }, now);
+    const m = marketOffers({ providers: [p], gpuNodes: [gpuNode('zed', 'zed-1', RTX4090, 4)] });
     expect(m.offers).toEqual([{ model: RTX4090, provider: 'zed', region: 'eu-west', pricePerGpuHour: '1ustake', total: 4, free: 0, nodes: 1, sharing: [], ready: false, notReady }]);
     expect(m.totals).toEqual([{ model: RTX4090, total: 4, free: 0, providers: 1, readyProviders: 0 }]);
   });
 
-  it('takes the heartbeat timeout it is given, like the registry', () => {
+  it("takes the registry's Ready as the judge of liveness, not the heartbeat time it recorded", () => {
+    // The registry records the heartbeat it sees only every 30 s; a Provider it holds Ready is Ready.
     const p = provider('alice', { [RTX4090]: '1ustake' }, { heartbeat: new Date(now.getTime() - 45_000).toISOString() });
-    expect(providerNotReady(p, now, 30_000)?.code).toBe('HeartbeatStale');
-    expect(providerNotReady(p, now, 60_000)).toBeUndefined();
+    expect(providerNotReady(p)).toBeUndefined();
+    expect(providerNotReady(provider('alice', { [RTX4090]: '1ustake' }, { heartbeat: '2099-01-01T00:00:00Z', ready: cond('Ready', 'False', 'HeartbeatStale') }))?.code).toBe('HeartbeatStale');
   });
 
   it("does not count the free GPUs of a node that takes no jobs (reclaimed by its owner, cordoned, not Ready)", () => {
@@ -88,7 +90,7 @@ describe('marketOffers', () => {
       providers: [provider('alice', { [RTX3090]: '800000ustake' })],
       gpuNodes: [gpuNode('alice', 'alice-tower', RTX3090, 2), gpuNode('alice', 'alice-gaming', RTX3090, 1, { schedulable: cond('Schedulable', 'False', 'NodeReclaimed') })],
     };
-    expect(marketOffers(market, now).offers[0]).toMatchObject({ total: 3, free: 2, nodes: 2, ready: true });
+    expect(marketOffers(market).offers[0]).toMatchObject({ total: 3, free: 2, nodes: 2, ready: true });
   });
 
   it('counts shares on time-sliced and MIG nodes (the price is per share) and says how they are shared', () => {
@@ -103,22 +105,22 @@ describe('marketOffers', () => {
         }),
       ],
     };
-    const m = marketOffers(market, now);
+    const m = marketOffers(market);
     expect(row(m.offers, 'bob', RTX3060)).toMatchObject({ total: 4, free: 3, sharing: ['time-slicing ×4'] });
     expect(row(m.offers, 'bob', A100)).toMatchObject({ total: 5, free: 3, sharing: ['mig 1g.10gb+2g.20gb'] });
   });
 
   it('shows a priced model with no GPUs as 0 of 0, and leaves out GPUs without a price (not rented out)', () => {
     const market: Market = { providers: [provider('alice', { [RTX3090]: '800000ustake' })], gpuNodes: [gpuNode('alice', 'alice-desktop', RTX4090, 1)] };
-    const m = marketOffers(market, now);
+    const m = marketOffers(market);
     expect(m.offers.map((o) => [o.model, o.free, o.total, o.nodes])).toEqual([[RTX3090, 0, 0, 0]]);
     expect(m.totals).toEqual([{ model: RTX3090, total: 0, free: 0, providers: 1, readyProviders: 1 }]);
   });
 
   it('keeps one model with --model, in any case', () => {
     const market: Market = { providers: [provider('alice', { [RTX4090]: '1200000ustake', [RTX3090]: '800000ustake' })], gpuNodes: [gpuNode('alice', 'alice-desktop', RTX4090, 1)] };
-    expect(marketOffers(market, now, { model: 'nvidia-geforce-rtx-4090' }).offers.map((o) => o.model)).toEqual([RTX4090]);
-    expect(marketOffers(market, now, { model: 'NVIDIA-H100' })).toMatchObject({ offers: [], totals: [] });
+    expect(marketOffers(market, { model: 'nvidia-geforce-rtx-4090' }).offers.map((o) => o.model)).toEqual([RTX4090]);
+    expect(marketOffers(market, { model: 'NVIDIA-H100' })).toMatchObject({ offers: [], totals: [] });
   });
 
   it('subtracts GPUs promised to Assignments when it may read them, and says so when it may not', () => {
@@ -129,8 +131,8 @@ describe('marketOffers', () => {
       spec: { jobRef: { namespace: 'dave', name: 'other', uid: 'u' }, epoch: 1, image: 'x', resources: { gpu: { count: 1 } }, model: RTX3090, pricePerGpuHour: '800000ustake', maxDurationSeconds: 60, payer: 'cosmos1y', nodeName: 'alice-tower' },
     };
     const market = (assignments?: Assignment[]): Market => ({ providers: [provider('alice', { [RTX3090]: '800000ustake' })], gpuNodes: [gpuNode('alice', 'alice-tower', RTX3090, 2)], ...(assignments ? { assignments } : {}) });
-    expect(marketOffers(market([promised]), now)).toMatchObject({ offers: [{ free: 1, total: 2 }], reservationsCounted: true, notes: [] });
-    const blind = marketOffers(market(), now);
+    expect(marketOffers(market([promised]))).toMatchObject({ offers: [{ free: 1, total: 2 }], reservationsCounted: true, notes: [] });
+    const blind = marketOffers(market());
     expect(blind).toMatchObject({ offers: [{ free: 2, total: 2 }], reservationsCounted: false });
     expect(blind.notes[0]).toMatch(/may not read Assignments/);
   });
@@ -151,10 +153,10 @@ describe('comparePrices', () => {
 describe('offersTable', () => {
   it('shows one row per offer, with why a provider is not Ready, then one row per model', () => {
     const market: Market = {
-      providers: [provider('alice', { [RTX4090]: '1200000ustake' }), provider('zed', { [RTX4090]: '1000000ustake' }, { heartbeat: '' })],
+      providers: [provider('alice', { [RTX4090]: '1200000ustake' }), provider('zed', { [RTX4090]: '1000000ustake' }, { ready: cond('Ready', 'False', 'NeverHeartbeated') })],
       gpuNodes: [gpuNode('alice', 'alice-desktop', RTX4090, 1), gpuNode('zed', 'zed-1', RTX4090, 2)],
     };
-    const lines = offersTable(marketOffers(market, now)).split('\n');
+    const lines = offersTable(marketOffers(market)).split('\n');
     expect(lines[0]).toMatch(/^MODEL\s+PROVIDER\s+REGION\s+PRICE\/GPU-HOUR\s+FREE\s+TOTAL\s+SHARING\s+READY$/);
     expect(lines[1]).toMatch(/^NVIDIA-GeForce-RTX-4090\s+zed\s+eu-west\s+1000000ustake\s+0\s+2\s+-\s+no: never heartbeated$/);
     expect(lines[2]).toMatch(/^NVIDIA-GeForce-RTX-4090\s+alice\s+eu-west\s+1200000ustake\s+1\s+1\s+-\s+yes$/);

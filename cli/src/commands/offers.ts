@@ -1,18 +1,18 @@
 // `gpufed offers`: the market across the federation, for renters. Each GPU model, who offers it, at
 // what price per GPU-hour and in which region, how many are free now and how many there are, per
 // provider and in total. Reads the Providers and GpuNodes from the registry (a renter's kubeconfig
-// may read them) and judges each provider the way the registry's matcher does: a provider that is
-// not Ready (heartbeat missing or stale, the registry's Ready condition not True, cordoned) takes no
-// new jobs, so its GPUs are counted but none of them as free.
-import { Command, Option } from 'commander';
-import { findCondition, ProviderConditionType, providerOfNamespace, type GpuNode, type GpuNodeSpec, type GpuNodeStatus, type Provider } from '../../../operator/src/api/index.js';
-import { takesJobs } from '../../../operator/src/agent/fit.js';
-import { tryParseCoin } from '../../../operator/src/scheduling/coin.js';
-import { UnfitReason, type Reservation } from '../../../operator/src/scheduling/match.js';
+// may read them) and takes each provider's standing from the registry: a provider that is not
+// Ready (the registry's Ready condition, which it keeps from the heartbeats it saw itself, not
+// True; or cordoned) takes no new jobs, so its GPUs are counted but none of them as free.
+import { Command } from 'commander';
+import { providerOfNamespace, type GpuNode, type GpuNodeSpec, type GpuNodeStatus, type Provider } from '../../../operator/src/api/index.js';
+import { takesJobs } from '../../../operator/src/scheduling/fit.js';
+import { tryParseCoin } from '../../../operator/src/api/coin.js';
+import { readyReason, UnfitReason, type Reservation } from '../../../operator/src/scheduling/match.js';
 import { reservationsFor } from '../../../operator/src/scheduling/reservations.js';
-import { bold, dim, durationArg, green, outputOption, print, red, table, type OutputFormat } from '../output.js';
+import { bold, dim, green, outputOption, print, red, table, type OutputFormat } from '../output.js';
 import { renterKubeConfig, withRenterOptions, type RenterOptions } from '../renter.js';
-import { DEFAULT_HEARTBEAT_TIMEOUT_MS, readMarket, type Market } from './quote.js';
+import { readMarket, type Market } from './quote.js';
 
 /** Why a provider takes no new jobs now: the matcher's code and its words. */
 export interface NotReady {
@@ -86,19 +86,14 @@ export function sharingOf(spec: GpuNodeSpec): string | undefined {
   return `${s.strategy} ×${s.replicas ?? 1}`;
 }
 
-const formatMs = (ms: number): string => (ms > 0 && ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
-
 /**
- * Whether the provider takes new jobs, judged as the registry's matcher does: heartbeat first (the
- * fresher fact, and the registry may itself be down), then the Ready condition the registry keeps,
+ * Whether the provider takes new jobs, as the registry judges it: its Ready condition (the registry
+ * keeps it from the heartbeats it saw, by its own clock: the only judge of a provider's liveness),
  * then cordoned. Undefined when it is Ready.
  */
-export function providerNotReady(provider: Provider, now: Date, heartbeatTimeoutMs: number): NotReady | undefined {
-  const heartbeat = Date.parse(provider.status?.lastHeartbeatTime ?? '');
-  if (Number.isNaN(heartbeat)) return { code: UnfitReason.NeverHeartbeated, reason: 'never heartbeated' };
-  if (now.getTime() - heartbeat > heartbeatTimeoutMs) return { code: UnfitReason.HeartbeatStale, reason: `heartbeat older than ${formatMs(heartbeatTimeoutMs)}` };
-  const ready = findCondition(provider.status?.conditions, ProviderConditionType.Ready);
-  if (ready?.status !== 'True') return { code: UnfitReason.NotReady, reason: ready === undefined ? 'not Ready' : `not Ready (${ready.reason})` };
+export function providerNotReady(provider: Provider): NotReady | undefined {
+  const notReady = readyReason(provider);
+  if (notReady) return notReady;
   if (provider.spec.cordoned === true) return { code: UnfitReason.Cordoned, reason: 'cordoned' };
   return undefined;
 }
@@ -170,15 +165,14 @@ function totalsOf(offers: readonly Offer[]): ModelTotal[] {
  * rented out; a priced model with no GPUs shows 0 of 0), `model` (case-insensitive) keeping one
  * model only. Pure.
  */
-export function marketOffers(market: Market, now: Date, o: { heartbeatTimeoutMs?: number; model?: string } = {}): Offers {
-  const timeout = o.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
+export function marketOffers(market: Market, o: { model?: string } = {}): Offers {
   const wanted = o.model?.toLowerCase();
   const reserved = reservedByNode(market.assignments === undefined ? [] : reservationsFor(market.assignments, market.gpuNodes));
   const offers: Offer[] = [];
   for (const provider of market.providers) {
     const name = provider.metadata.name ?? '';
     const own = market.gpuNodes.filter((n) => providerOfNamespace(n.metadata.namespace) === name);
-    const notReady = providerNotReady(provider, now, timeout);
+    const notReady = providerNotReady(provider);
     for (const { model, pricePerGpuHour } of provider.spec.prices) {
       if (wanted !== undefined && model.toLowerCase() !== wanted) continue;
       offers.push(offerOf(provider, model, pricePerGpuHour, own.filter((n) => n.spec.product === model), reserved, notReady));
@@ -211,7 +205,6 @@ export function offersTable(m: Offers): string {
 
 interface OffersOptions extends RenterOptions {
   model?: string;
-  heartbeatTimeout: number;
   output: OutputFormat;
 }
 
@@ -219,7 +212,6 @@ export function offersCommand(): Command {
   const cmd = new Command('offers')
     .description('Show the market: every GPU model on offer, by whom, where, at what price per GPU-hour, and how many are free now')
     .option('--model <model>', 'only this GPU model (nvidia.com/gpu.product, any case), e.g. NVIDIA-GeForce-RTX-4090')
-    .addOption(new Option('--heartbeat-timeout <duration>', "as the registry's: a provider whose last heartbeat is older is not Ready").default(DEFAULT_HEARTBEAT_TIMEOUT_MS, '30s').argParser(durationArg('--heartbeat-timeout')))
     .addOption(outputOption());
   withRenterOptions(cmd, false);
   return cmd
@@ -228,8 +220,8 @@ export function offersCommand(): Command {
       `
 One row per provider and GPU model it prices, sorted by model, then price (cheapest first): the
 region, the price per GPU-hour (per share on time-sliced or MIG nodes), the units free now and in
-all. A provider that is not Ready (no fresh heartbeat, not Ready on the registry, or cordoned)
-takes no new jobs: its row says why, and none of its GPUs count as free. A second table sums each
+all. A provider the registry does not hold Ready (no heartbeat it saw lately, no priced GPUs) or
+that is cordoned takes no new jobs: its row says why, and none of its GPUs count as free. A second table sums each
 model over the federation, with the cheapest price that has a free GPU now. To see where one job
 would go and what it would cost, use gpufed quote.
 
@@ -240,7 +232,7 @@ Examples:
     )
     .action(async (o: OffersOptions) => {
       const market = await readMarket(renterKubeConfig(o));
-      const m = marketOffers(market, new Date(), { heartbeatTimeoutMs: o.heartbeatTimeout, ...(o.model === undefined ? {} : { model: o.model }) });
+      const m = marketOffers(market, o.model === undefined ? {} : { model: o.model });
       if (m.offers.length === 0 && o.output === 'table') {
         const models = [...new Set(market.providers.flatMap((p) => p.spec.prices.map((x) => x.model)))].sort(compareText);
         const what = o.model === undefined ? 'No provider prices any GPU model yet.' : `No provider prices ${o.model}.`;

@@ -5,8 +5,9 @@
 import { existsSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { Command, Option } from 'commander';
-import { gpuNodeSpec, gpuNodeStatus, GPU_RESOURCE, isGpuNode, MIG_RESOURCE_PREFIX, podRequest, RECLAIM_ANNOTATION, reclaimDeadline, SHARED_GPU_RESOURCE } from '../../../operator/src/agent/gpunode.js';
-import { ASSIGNMENT_NAME_ANNOTATION, JobLabel } from '../../../operator/src/agent/jobpod.js';
+import { gpuNodeSpec, gpuNodeStatus, isGpuNode, podRequest, RECLAIM_ANNOTATION, reclaimDeadline } from '../../../operator/src/agent/gpunode.js';
+import { GPU_RESOURCE, MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE } from '../../../operator/src/api/gpus.js';
+import { ASSIGNMENT_NAME_ANNOTATION, JobLabel } from '../../../operator/src/api/labels.js';
 import { findCondition, GpuNodeConditionType, GpuNodeResource, ProviderConditionType, providerNamespace, providerOfNamespace, ProviderResource, type Condition, type GpuNode, type Provider, type ProviderStatusCapacity, type ProviderStatusReputation } from '../../../operator/src/api/index.js';
 import { loadKubeConfig } from '../../../operator/src/kube/client.js';
 import { isNotFound } from '../../../operator/src/kube/errors.js';

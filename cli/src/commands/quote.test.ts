@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Assignment, ComputeJob, GpuNode, Provider } from '../../../operator/src/api/index.js';
-import { parseCoin } from '../../../operator/src/scheduling/coin.js';
+import { parseCoin } from '../../../operator/src/api/coin.js';
 import { maxCost, quoteJob, quoteTable, type Market } from './quote.js';
 
 const now = new Date('2026-11-21T12:00:00Z');
@@ -9,13 +9,17 @@ const A6000 = 'NVIDIA-RTX-A6000';
 const fresh = new Date(now.getTime() - 5000).toISOString();
 const ready = [{ type: 'Ready', status: 'True' as const, reason: 'HeartbeatFresh', message: '', lastTransitionTime: fresh }];
 
-function provider(name: string, prices: Record<string, string>, o: { heartbeat?: string; cordoned?: boolean; region?: string } = {}): Provider {
+const neverSeen = [{ type: 'Ready', status: 'False' as const, reason: 'NeverHeartbeated', message: '', lastTransitionTime: fresh }];
+const stale = [{ type: 'Ready', status: 'False' as const, reason: 'HeartbeatStale', message: '', lastTransitionTime: fresh }];
+
+function provider(name: string, prices: Record<string, string>, o: { heartbeat?: string; stale?: boolean; cordoned?: boolean; region?: string } = {}): Provider {
   return {
     apiVersion: 'gpufed.io/v1alpha1',
     kind: 'Provider',
     metadata: { name },
     spec: { wallet: 'cosmos1x', region: o.region ?? 'home', prices: Object.entries(prices).map(([model, pricePerGpuHour]) => ({ model, pricePerGpuHour })), ...(o.cordoned ? { cordoned: true } : {}) },
-    status: o.heartbeat === '' ? {} : { lastHeartbeatTime: o.heartbeat ?? fresh, conditions: ready },
+    // As the registry writes it: never seen → Ready False NeverHeartbeated.
+    status: o.heartbeat === '' ? { conditions: neverSeen } : { lastHeartbeatTime: o.heartbeat ?? fresh, conditions: o.stale ? stale : ready },
   };
 }
 
@@ -85,11 +89,10 @@ describe('quoteJob', () => {
     ]);
   });
 
-  it('takes the heartbeat timeout into account', () => {
+  it("leaves out a provider the registry holds not Ready for a stale heartbeat, whatever heartbeat time it shows", () => {
     const m = market();
-    const stale = { ...m, providers: [provider('alice', { [RTX4090]: '1200000ustake' }, { heartbeat: new Date(now.getTime() - 45_000).toISOString() })] };
-    expect(quoteJob(stale, job(), now).providers[0]).toMatchObject({ fits: false, code: 'HeartbeatStale', reason: 'heartbeat older than 30s' });
-    expect(quoteJob(stale, job(), now, 60_000).providers[0]).toMatchObject({ fits: true, chosen: true });
+    const stale = { ...m, providers: [provider('alice', { [RTX4090]: '1200000ustake' }, { heartbeat: '2099-01-01T00:00:00Z', stale: true })] };
+    expect(quoteJob(stale, job(), now).providers[0]).toMatchObject({ fits: false, code: 'HeartbeatStale', reason: 'heartbeat stale' });
   });
 
   it('counts GPUs promised to Assignments when it may read them, and says so when it may not', () => {

@@ -2,18 +2,16 @@
 // submitted. Reads the market from the live registry and runs the registry's own pure matcher on
 // it, read-only, so the answer and every reason are exactly the ones the registry would give now.
 import * as k8s from '@kubernetes/client-node';
-import { Argument, Command, Option } from 'commander';
+import { Argument, Command } from 'commander';
 import { AssignmentResource, GpuNodeResource, ProviderResource, type Assignment, type ComputeJob, type GpuNode, type Provider } from '../../../operator/src/api/index.js';
-import { DEFAULT_MAX_DURATION_SECONDS } from '../../../operator/src/registry/job-lifecycle.js';
+import { DEFAULT_MAX_DURATION_SECONDS } from '../../../operator/src/registry/jobs/decide.js';
 import { apiErrorCode } from '../../../operator/src/kube/errors.js';
-import { formatCoin, parseCoin, type Coin } from '../../../operator/src/scheduling/coin.js';
+import { formatCoin, parseCoin, type Coin } from '../../../operator/src/api/coin.js';
 import { matchProviders, providerVerdicts, type MatchJob, type MatchSnapshot, type ProviderVerdict, type UnfitReason } from '../../../operator/src/scheduling/match.js';
 import { reservationsFor } from '../../../operator/src/scheduling/reservations.js';
-import { apiFailure, bold, dim, durationArg, formatSeconds, green, outputOption, print, table, type OutputFormat } from '../output.js';
+import { apiFailure, bold, dim, formatSeconds, green, outputOption, print, table, type OutputFormat } from '../output.js';
 import { readComputeJob, renterKubeConfig, withRenterOptions, type RenterOptions } from '../renter.js';
 
-/** The registry's default; a provider whose heartbeat is older is not considered. */
-export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 30_000;
 
 /**
  * The most one attempt can cost: price × GPUs × maxDurationSeconds / 3600, floored to the base
@@ -77,9 +75,10 @@ function compareQuotes(a: ProviderQuote, b: ProviderQuote): number {
 }
 
 /** The quote of a job on a market at `now`. Pure. */
-export function quoteJob(market: Market, job: ComputeJob, now: Date, heartbeatTimeoutMs = DEFAULT_HEARTBEAT_TIMEOUT_MS): Quote {
+export function quoteJob(market: Market, job: ComputeJob, now: Date): Quote {
   const reservations = market.assignments === undefined ? [] : reservationsFor(market.assignments, market.gpuNodes);
-  const snapshot: MatchSnapshot = { providers: market.providers, gpuNodes: market.gpuNodes, reservations, heartbeatTimeoutMs };
+  // No heartbeat sightings here (only the registry has them): liveness is the Ready it keeps.
+  const snapshot: MatchSnapshot = { providers: market.providers, gpuNodes: market.gpuNodes, reservations, heartbeatTimeoutMs: 0 };
   const all = matchProviders(snapshot, matchJob(job), now);
   const chosen = 'placed' in all ? all.placed.provider : undefined;
   const regions = new Map(market.providers.map((p) => [p.metadata.name ?? '', p.spec.region]));
@@ -156,7 +155,6 @@ export async function readMarket(kc: k8s.KubeConfig): Promise<Market> {
 }
 
 interface QuoteOptions extends RenterOptions {
-  heartbeatTimeout: number;
   output: OutputFormat;
 }
 
@@ -164,7 +162,6 @@ export function quoteCommand(): Command {
   const cmd = new Command('quote')
     .description("Show what a ComputeJob would cost on each provider and where the registry would place it now, without submitting it")
     .addArgument(new Argument('<job.yaml>', 'the ComputeJob manifest, YAML or JSON; - reads stdin'))
-    .addOption(new Option('--heartbeat-timeout <duration>', "as the registry's: providers whose last heartbeat is older are left out").default(DEFAULT_HEARTBEAT_TIMEOUT_MS, '30s').argParser(durationArg('--heartbeat-timeout')))
     .addOption(outputOption());
   withRenterOptions(cmd, false);
   return cmd
@@ -185,7 +182,7 @@ Examples:
     .action(async (file: string, o: QuoteOptions) => {
       const job = readComputeJob(file);
       const market = await readMarket(renterKubeConfig(o));
-      const q = quoteJob(market, job, new Date(), o.heartbeatTimeout);
+      const q = quoteJob(market, job, new Date());
       print(o.output, q, () => quoteTable(q));
     });
 }

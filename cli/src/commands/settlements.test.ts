@@ -18,6 +18,8 @@ function record(provider: string, job: string, end: string, amount: string, stat
       assignmentName: `${namespace}-${name}-1`,
       jobRef: { namespace, name, uid: `uid-${name}` },
       epoch: 1,
+      model: 'M',
+      gpus: 1,
       period: { start: '2026-11-21T11:00:00Z', end },
       gpuMilliseconds: { cumulative: 120_000, delta: 60_000 },
       pricePerGpuHour: '1200000ustake',
@@ -61,6 +63,7 @@ describe('UsageRecords', () => {
     record('bob', 'carol/train', '2026-11-21T11:02:00Z', '20000ustake', 'Committed', { txHash: TX2, height: 12 }),
     record('alice', 'carol/train', '2026-11-21T11:01:00Z', '20000ustake', 'Committed', { txHash: TX1, height: 10 }),
     record('alice', 'carol/eval', '2026-11-21T11:01:00Z', '0ustake', 'NothingDue'),
+    // Not checked by the registry yet (no status).
     record('alice', 'dave/train', '2026-11-21T11:03:00Z', '20000ustake'),
   ];
 
@@ -69,7 +72,7 @@ describe('UsageRecords', () => {
       ['carol/eval', 'alice', '2026-11-21T11:01:00Z', 'NothingDue', null, null],
       ['carol/train', 'alice', '2026-11-21T11:01:00Z', 'Committed', TX1, 10],
       ['carol/train', 'bob', '2026-11-21T11:02:00Z', 'Committed', TX2, 12],
-      ['dave/train', 'alice', '2026-11-21T11:03:00Z', 'Pending', null, null],
+      ['dave/train', 'alice', '2026-11-21T11:03:00Z', 'Unverified', null, null],
     ]);
   });
 
@@ -83,8 +86,8 @@ describe('UsageRecords', () => {
     const lines = recordsTable(recordRows(records, {})).split('\n');
     expect(lines[0]).toMatch(/^JOB\s+PROVIDER\s+PERIOD END\s+GPU-MS\s+AMOUNT\s+STATE\s+TX HASH\s+HEIGHT$/);
     expect(lines[2]).toMatch(new RegExp(`^carol/train\\s+alice\\s+2026-11-21T11:01:00Z\\s+60000\\s+20000ustake\\s+Committed\\s+${TX1}\\s+10$`));
-    expect(lines[4]).toMatch(/^dave\/train\s+alice\s+2026-11-21T11:03:00Z\s+60000\s+20000ustake\s+Pending\s+-\s+-$/);
-    expect(lines[6]).toBe('4 records: 2 Committed (40000ustake), 1 NothingDue (0ustake), 1 Pending (20000ustake)');
+    expect(lines[4]).toMatch(/^dave\/train\s+alice\s+2026-11-21T11:03:00Z\s+60000\s+20000ustake\s+Unverified\s+-\s+-$/);
+    expect(lines[6]).toBe('4 records: 2 Committed (40000ustake), 1 NothingDue (0ustake), 1 Unverified (20000ustake)');
     expect(recordTotals([])).toBe('0 records');
   });
 
@@ -119,16 +122,17 @@ describe("a renter's jobs", () => {
 
   it('shows the money and each committed transaction of a job', () => {
     const lines = jobBlock(jobSettlements(job('train', paid))).split('\n');
-    expect(lines[0]).toBe('train   Succeeded on bob: 7200000 GPU-ms, cost 2800000ustake, paid 2100000ustake, 700000ustake owed');
+    expect(lines[0]).toBe('train   Succeeded on bob: 7200000 GPU-ms verified, cost 2800000ustake, paid 2100000ustake, 700000ustake owed');
     expect(lines[1]).toMatch(/^ {2}TX HASH\s+HEIGHT\s+AMOUNT\s+TIME$/);
     expect(lines[2]).toMatch(new RegExp(`^  ${TX1}\\s+10\\s+1400000ustake\\s+2026-11-21T11:01:00Z$`));
     expect(lines[3]).toMatch(new RegExp(`^  ${TX2}\\s+12\\s+700000ustake\\s+-$`));
   });
 
   it('says a job with nothing metered owes nothing', () => {
-    expect(jobSettlements(job('idle'))).toEqual({ name: 'idle', namespace: 'carol', phase: 'Pending', provider: null, gpuMilliseconds: 0, cost: null, paid: null, owed: null, settlements: [] });
+    expect(jobSettlements(job('idle'))).toEqual({ name: 'idle', namespace: 'carol', phase: 'Pending', provider: null, gpuMilliseconds: 0, cost: null, paid: null, owed: null, disputed: null, settlements: [] });
     expect(jobBlock(jobSettlements(job('idle')))).toBe('idle   Pending: no GPU time metered, nothing owed');
-    expect(jobBlock(jobSettlements(job('done', { ...paid, paid: '2800000ustake', settlements: [] })))).toBe('done   Succeeded on bob: 7200000 GPU-ms, cost 2800000ustake, paid 2800000ustake, nothing owed');
+    expect(jobBlock(jobSettlements(job('done', { ...paid, paid: '2800000ustake', settlements: [] })))).toBe('done   Succeeded on bob: 7200000 GPU-ms verified, cost 2800000ustake, paid 2800000ustake, nothing owed');
+    expect(jobBlock(jobSettlements(job('claimed', { ...paid, disputed: '500ustake', settlements: [] })))).toMatch(/, 500ustake disputed \(not paid\)$/);
   });
 
   it('says why it shows jobs, not records, and when there are none', () => {

@@ -1,13 +1,14 @@
 // `gpufed settlements list`: what was metered and paid on chain, for two audiences. A provider (its
 // agent's kubeconfig) or an admin reads the UsageRecords: one per job and settlement period, with
-// its payment's state, transaction and height. A renter may not read UsageRecords (they live in the
+// what the registry made of it (verified or disputed) and its payment's state, transaction and
+// height as the registry found them on chain. A renter may not read UsageRecords (they live in the
 // providers' namespaces), so for a renter the list falls back to what the registry copies into the
-// renter's own jobs: metered GPU time, cost, paid, and the committed transactions.
+// renter's own jobs: verified GPU time, cost, paid, disputed, and the committed transactions.
 import * as k8s from '@kubernetes/client-node';
 import { Command, Option } from 'commander';
 import { PROVIDER_NAMESPACE_PREFIX, providerNamespace, providerOfNamespace, UsageRecordResource, type ComputeJob, type ComputeJobStatus, type ComputeJobStatusSettlement, type UsageRecord, type UsageRecordList } from '../../../operator/src/api/index.js';
 import { apiErrorCode } from '../../../operator/src/kube/errors.js';
-import { tryParseCoin } from '../../../operator/src/scheduling/coin.js';
+import { tryParseCoin } from '../../../operator/src/api/coin.js';
 import { contextNamespace } from '../kubeconfig.js';
 import { apiFailure, dim, outputOption, print, table, UsageError, type OutputFormat } from '../output.js';
 import { RenterJobs, renterKubeConfig, type RenterOptions } from '../renter.js';
@@ -72,7 +73,7 @@ export function recordRow(r: UsageRecord): RecordRow {
     periodEnd: r.spec.period.end,
     gpuMilliseconds: r.spec.gpuMilliseconds.delta,
     amount: r.spec.amount,
-    state: r.status?.state ?? 'Pending',
+    state: r.status?.state ?? 'Unverified',
     txHash: r.status?.txHash ?? null,
     height: r.status?.height ?? null,
   };
@@ -122,6 +123,8 @@ export interface JobSettlements {
   paid: string | null;
   /** cost − paid; null when nothing was metered. */
   owed: string | null;
+  /** What the provider claimed that the registry disputed (never paid); null when nothing was. */
+  disputed: string | null;
   settlements: ComputeJobStatusSettlement[];
 }
 
@@ -135,8 +138,8 @@ export function owedOf(cost: string | undefined, paid: string | undefined): stri
 }
 
 /** The money half of a job's status; a job the registry has not looked at yet has none. */
-function money(s: ComputeJobStatus): Pick<JobSettlements, 'gpuMilliseconds' | 'cost' | 'paid' | 'owed' | 'settlements'> {
-  return { gpuMilliseconds: s.usage?.gpuMilliseconds ?? 0, cost: s.cost ?? null, paid: s.paid ?? null, owed: owedOf(s.cost, s.paid), settlements: s.settlements ?? [] };
+function money(s: ComputeJobStatus): Pick<JobSettlements, 'gpuMilliseconds' | 'cost' | 'paid' | 'owed' | 'disputed' | 'settlements'> {
+  return { gpuMilliseconds: s.usage?.gpuMilliseconds ?? 0, cost: s.cost ?? null, paid: s.paid ?? null, owed: owedOf(s.cost, s.paid), disputed: s.disputed ?? null, settlements: s.settlements ?? [] };
 }
 
 export function jobSettlements(job: ComputeJob): JobSettlements {
@@ -150,7 +153,8 @@ const isZero = (coin: string | null): boolean => coin === null || tryParseCoin(c
 export function jobBlock(j: JobSettlements): string {
   const where = j.provider ? `${j.phase} on ${j.provider}` : j.phase;
   const owed = isZero(j.owed) ? 'nothing owed' : `${j.owed ?? ''} owed`;
-  const money = j.cost === null ? `no GPU time metered, ${owed}` : `${j.gpuMilliseconds} GPU-ms, cost ${j.cost}, paid ${j.paid ?? '0'}, ${owed}`;
+  const disputed = isZero(j.disputed) ? '' : `, ${j.disputed ?? ''} disputed (not paid)`;
+  const money = j.cost === null ? `no GPU time metered, ${owed}` : `${j.gpuMilliseconds} GPU-ms verified, cost ${j.cost}, paid ${j.paid ?? '0'}, ${owed}${disputed}`;
   const lines = [`${j.name}   ${where}: ${money}`];
   if (j.settlements.length > 0) {
     const rows = j.settlements.map((t) => [t.txHash, t.height === undefined ? '-' : String(t.height), t.amount, t.time ?? '-']);
@@ -260,8 +264,9 @@ function listCommand(): Command {
       'after',
       `
 With credentials that may read UsageRecords (a provider's agent kubeconfig, an admin's), it lists the
-records: one per job and settlement period, with the GPU time, the amount, where its payment is
-(Pending, Signed, Broadcast, Committed, Failed, NothingDue), its transaction and height. The
+records: one per job and settlement period, with the GPU time, the amount, what the registry made
+of it (Unverified, Disputed: never paid) and where its payment is (Pending, Settling, Committed,
+NothingDue: as the registry found it on chain), its transaction and height. The
 namespace is --provider's, else -n, else the context's; --all-providers reads every provider's.
 
 A renter may not read UsageRecords; with a renter's kubeconfig it lists your jobs instead (-n or the

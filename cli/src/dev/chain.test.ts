@@ -1,6 +1,8 @@
 import { DirectSecp256k1Wallet } from '@cosmjs/proto-signing';
 import { fromHex } from '@cosmjs/encoding';
 import {
+  AKASH_CHAIN,
+  chainConfig,
   CHAIN_CONFIG,
   CHAIN_DENOM,
   CHAIN_ID,
@@ -70,6 +72,7 @@ moniker = "node"
 laddr = "tcp://127.0.0.1:26657"
 grpc_laddr = ""
 pprof_laddr = "localhost:6060"
+unsafe = false
 
 [p2p]
 laddr = "tcp://0.0.0.0:26656"
@@ -109,6 +112,9 @@ describe('setTomlValues', () => {
     expect(out).toContain('timeout_commit = "500ms"');
     expect(out).toContain('pprof_laddr = ""');
     expect(out).toContain('indexer = "kv"');
+    expect(out).toContain('unsafe = true');
+    // The second profile's node indexes nothing, as many public nodes: lookups there scan blocks.
+    expect(setTomlValues(configToml, chainConfig(AKASH_CHAIN)['config.toml'])).toContain('indexer = "null"');
     const appToml = '# app\nminimum-gas-prices = ""\n[telemetry]\nenabled = false\n[api]\nenable = false\naddress = "tcp://localhost:1317"\n[grpc]\nenable = true\naddress = "localhost:9090"\n';
     const app = setTomlValues(appToml, CHAIN_CONFIG['app.toml']);
     expect(app).toContain(`minimum-gas-prices = "${CHAIN_MIN_GAS_PRICE}"`);

@@ -22,6 +22,35 @@ export const CHAIN_PREFIX = 'cosmos';
 export const CHAIN_MIN_GAS_PRICE = `0.001${CHAIN_DENOM}`;
 /** The binary tools/build.sh builds for the chain (in its bin dir). */
 export const CHAIN_BINARY = 'wasmd';
+/**
+ * A chain the local federation can run: the dev chain, and (in the test federation) a second one
+ * with another address prefix and denom, so settlement is tested on a chain that is not `cosmos`.
+ */
+export interface ChainProfile {
+  /** Its component's name in the federation, e.g. `chain`. */
+  name: string;
+  chainId: string;
+  /** Its one denom: balances, fees and the validator's stake. */
+  denom: string;
+  /** The bech32 prefix of its account addresses (fixed in the binary at link time: tools/build.sh). */
+  prefix: string;
+  binary: string;
+  /** CometBFT's tx indexer: `kv` (by hash and events) or `null`, as many public nodes run (lookups then scan blocks). Default kv. */
+  txIndex?: 'kv' | 'null';
+}
+
+export const DEV_CHAIN: ChainProfile = { name: 'chain', chainId: 'gpufed-dev-1', denom: 'ustake', prefix: 'cosmos', binary: 'wasmd' };
+/**
+ * The second profile: wasmd linked with Akash's address prefix, paying in uakt (tools/build.sh
+ * builds `wasmd-akash`), its node indexing no transactions: everything gpufed looks up there it
+ * finds by scanning blocks.
+ */
+export const AKASH_CHAIN: ChainProfile = { name: 'chain-akash', chainId: 'gpufed-akash-1', denom: 'uakt', prefix: 'akash', binary: 'wasmd-akash', txIndex: 'null' };
+export const CHAIN_PROFILES: Record<string, ChainProfile> = { dev: DEV_CHAIN, akash: AKASH_CHAIN };
+
+/** The minimum gas price every node of a profile takes, and every dev operator signs with. */
+export const minGasPrice = (p: ChainProfile): string => `0.001${p.denom}`;
+
 /** Written last by initChain: its presence means the home holds a complete, initialised chain. */
 export const CHAIN_READY_MARKER = '.gpufed-chain-ready';
 
@@ -40,8 +69,10 @@ export const CHAIN_TIMING = {
 /** The validator: a fixed dev key, so the validator address is the same on every machine. */
 export const VALIDATOR_KEY_NAME = 'validator';
 export const VALIDATOR_KEY_PURPOSE = 'chain/validator';
-export const VALIDATOR_BALANCE = `1000000000000${CHAIN_DENOM}`;
-export const VALIDATOR_STAKE = `100000000000${CHAIN_DENOM}`;
+const VALIDATOR_BALANCE_AMOUNT = 1_000_000_000_000n;
+const VALIDATOR_STAKE_AMOUNT = 100_000_000_000n;
+export const VALIDATOR_BALANCE = `${VALIDATOR_BALANCE_AMOUNT}${CHAIN_DENOM}`;
+export const VALIDATOR_STAKE = `${VALIDATOR_STAKE_AMOUNT}${CHAIN_DENOM}`;
 
 export interface GenesisAccount {
   /** bech32, `cosmos1…` */
@@ -94,7 +125,7 @@ export function portsNeededForChain(): number {
  * CHAIN_CONFIG): pprof (SDK default localhost:6060), CometBFT's Prometheus listener (:26660),
  * and CometBFT's gRPC broadcast API. The ABCI app runs in-process, so proxy_app does not listen.
  */
-export function chainComponent(input: ChainInput, ports: number[]): ChainPlan {
+export function chainComponent(input: ChainInput, ports: number[], profile: ChainProfile = DEV_CHAIN): ChainPlan {
   if (ports.length < portsNeededForChain()) throw new Error(`chainComponent: ${ports.length} ports given, ${portsNeededForChain()} needed`);
   const [rpc, p2p, grpc, api] = ports as [number, number, number, number];
   const endpoints: ChainEndpoints = {
@@ -104,7 +135,7 @@ export function chainComponent(input: ChainInput, ports: number[]): ChainPlan {
     p2pAddress: `127.0.0.1:${p2p}`,
   };
   const component: ComponentPlan = {
-    name: 'chain',
+    name: profile.name,
     binary: input.binary,
     stage: 0,
     log: input.log,
@@ -119,7 +150,7 @@ export function chainComponent(input: ChainInput, ports: number[]): ChainPlan {
       `--grpc.address=${endpoints.grpcAddress}`,
       '--api.enable=true',
       `--api.address=tcp://127.0.0.1:${api}`,
-      `--minimum-gas-prices=${CHAIN_MIN_GAS_PRICE}`,
+      `--minimum-gas-prices=${minGasPrice(profile)}`,
       '--log_level=warn',
       '--log_no_color',
     ],
@@ -135,9 +166,11 @@ export type TomlEdits = Record<string, Record<string, TomlValue>>;
  * The home's config edits, per file under config/. Ports here are only the loopback fallbacks for a
  * bare `wasmd start --home …`; chainComponent's flags set the real ones.
  */
-export const CHAIN_CONFIG: Record<'config.toml' | 'app.toml' | 'client.toml', TomlEdits> = {
+export function chainConfig(profile: ChainProfile): Record<'config.toml' | 'app.toml' | 'client.toml', TomlEdits> {
+  return {
   'config.toml': {
-    rpc: { laddr: 'tcp://127.0.0.1:26657', pprof_laddr: '', grpc_laddr: '' },
+    // unsafe: the mempool flush the settlement fault tests evict a transaction with (a loopback dev node only).
+    rpc: { laddr: 'tcp://127.0.0.1:26657', pprof_laddr: '', grpc_laddr: '', unsafe: true },
     p2p: { laddr: 'tcp://127.0.0.1:26656', pex: false },
     consensus: {
       timeout_propose: CHAIN_TIMING.timeoutPropose,
@@ -146,20 +179,23 @@ export const CHAIN_CONFIG: Record<'config.toml' | 'app.toml' | 'client.toml', To
       timeout_precommit: CHAIN_TIMING.timeoutPrecommit,
       timeout_commit: CHAIN_TIMING.timeoutCommit,
     },
-    // Txs by hash and events: cosmjs getTx and searchTx need it.
-    tx_index: { indexer: 'kv' },
+    tx_index: { indexer: profile.txIndex ?? 'kv' },
     instrumentation: { prometheus: false },
   },
   'app.toml': {
-    '': { 'minimum-gas-prices': CHAIN_MIN_GAS_PRICE },
+    '': { 'minimum-gas-prices': minGasPrice(profile) },
     api: { enable: true, address: 'tcp://127.0.0.1:1317' },
     grpc: { enable: true, address: '127.0.0.1:9090' },
     telemetry: { enabled: false },
   },
   'client.toml': {
-    '': { 'chain-id': CHAIN_ID, 'keyring-backend': 'test' },
+    '': { 'chain-id': profile.chainId, 'keyring-backend': 'test' },
   },
-};
+  };
+}
+
+/** The dev chain's config edits. */
+export const CHAIN_CONFIG = chainConfig(DEV_CHAIN);
 
 function tomlValue(v: TomlValue): string {
   return typeof v === 'string' ? JSON.stringify(v) : String(v);
@@ -217,9 +253,9 @@ export function genesisAccountsJson(accounts: GenesisAccount[]): string {
 }
 
 /** A dev key from its purpose (wallets.ts), e.g. `devKey('renter', 'tenant/carol')`. */
-export function devKey(name: string, purpose: string): DevKey {
+export function devKey(name: string, purpose: string, prefix = CHAIN_PREFIX): DevKey {
   const key = devPrivateKey(purpose);
-  return { name, address: keyAddress(key), privateKeyHex: toHex(key) };
+  return { name, address: keyAddress(key, prefix), privateKeyHex: toHex(key) };
 }
 
 const KEY_NAME = /^[a-z][a-z0-9-]{0,40}$/;
@@ -308,6 +344,8 @@ export interface InitChainOptions {
   keys?: DevKey[];
   /** Each wasmd command's time limit. Default 60 s. */
   commandTimeoutMs?: number;
+  /** Which chain (default the dev chain). */
+  profile?: ChainProfile;
 }
 
 export interface InitChainResult {
@@ -326,8 +364,8 @@ function wasmd(binary: string, args: string[], timeoutMs: number): Promise<strin
   });
 }
 
-function editConfig(home: string): void {
-  for (const [file, edits] of Object.entries(CHAIN_CONFIG)) {
+function editConfig(home: string, profile: ChainProfile): void {
+  for (const [file, edits] of Object.entries(chainConfig(profile))) {
     const path = join(home, 'config', file);
     writeFileSync(path, setTomlValues(readFileSync(path, 'utf8'), edits));
   }
@@ -340,25 +378,26 @@ function editConfig(home: string): void {
  */
 export async function initChain(opts: InitChainOptions): Promise<InitChainResult> {
   const { home, binary } = opts;
-  const validator = devKey(VALIDATOR_KEY_NAME, VALIDATOR_KEY_PURPOSE);
+  const profile = opts.profile ?? DEV_CHAIN;
+  const validator = devKey(VALIDATOR_KEY_NAME, VALIDATOR_KEY_PURPOSE, profile.prefix);
   if (existsSync(join(home, CHAIN_READY_MARKER))) return { created: false, validator };
   const keys = opts.keys ?? [];
   if (keys.some((k) => k.name === VALIDATOR_KEY_NAME)) throw new Error(`Dev key name ${VALIDATOR_KEY_NAME} is the chain's own`);
   for (const k of keys) if (!KEY_NAME.test(k.name)) throw new Error(`Dev key name ${JSON.stringify(k.name)} must match ${KEY_NAME}`);
-  const accountsJson = genesisAccountsJson([{ address: validator.address, coins: VALIDATOR_BALANCE }, ...opts.accounts]);
+  const accountsJson = genesisAccountsJson([{ address: validator.address, coins: `${VALIDATOR_BALANCE_AMOUNT}${profile.denom}` }, ...opts.accounts]);
 
   if (existsSync(home) && readdirSync(home).length > 0) rmSync(home, { recursive: true, force: true });
   mkdirSync(home, { recursive: true });
   const run = (...args: string[]) => wasmd(binary, [...args, `--home=${home}`], opts.commandTimeoutMs ?? 60_000);
   const keyring = '--keyring-backend=test';
 
-  await run('init', 'gpufed-dev', `--chain-id=${CHAIN_ID}`, `--default-denom=${CHAIN_DENOM}`);
-  editConfig(home);
+  await run('init', 'gpufed-dev', `--chain-id=${profile.chainId}`, `--default-denom=${profile.denom}`);
+  editConfig(home, profile);
   for (const k of [validator, ...keys]) await run('keys', 'import-hex', k.name, k.privateKeyHex, keyring);
   const accountsFile = join(home, 'config', 'genesis-accounts.json');
   writeFileSync(accountsFile, accountsJson);
   await run('genesis', 'bulk-add-genesis-account', accountsFile);
-  await run('genesis', 'gentx', VALIDATOR_KEY_NAME, VALIDATOR_STAKE, `--chain-id=${CHAIN_ID}`, keyring);
+  await run('genesis', 'gentx', VALIDATOR_KEY_NAME, `${VALIDATOR_STAKE_AMOUNT}${profile.denom}`, `--chain-id=${profile.chainId}`, keyring);
   await run('genesis', 'collect-gentxs');
   await run('genesis', 'validate');
   writeFileSync(join(home, CHAIN_READY_MARKER), `${new Date().toISOString()}\n`);

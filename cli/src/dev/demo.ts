@@ -35,15 +35,28 @@ export interface DemoResult {
 
 const bal = async (chain: Chain, address: string) => (await chain.balances(address)).get(CHAIN_DENOM) ?? 0n;
 
-/** Tops up carol's grant to every provider (allowing only its payout), so the registry may place the job. */
+/**
+ * Tops up carol's grant to every provider's settlement account (a 2-of-2 of its hot key and the
+ * registry's key; allowing only its payout), so the registry may place the job.
+ */
 async function ensureBudgets(chain: Chain, providers: Provider[], log: (line: string) => void): Promise<void> {
   const key = devTenantKey(DEV_TENANT);
   for (const p of providers) {
-    const left = (await chain.grant(keyAddress(key), p.spec.wallet))?.spendLimit.get(CHAIN_DENOM) ?? 0n;
+    const account = p.status?.settlementAccount?.address;
+    if (!account) throw new Error(`Provider ${p.metadata.name ?? ''} has no settlement account yet`);
+    const left = (await chain.grant(keyAddress(key), account))?.spendLimit.get(CHAIN_DENOM) ?? 0n;
     if (left >= DEMO_BUDGET / 2n) continue;
-    const tx = await chain.grantSpend(key, p.spec.wallet, { amount: DEMO_BUDGET, denom: CHAIN_DENOM }, [p.spec.payout ?? p.spec.wallet]);
-    log(`${DEV_TENANT} granted ${p.metadata.name} up to ${DEMO_BUDGET}${CHAIN_DENOM} (tx ${tx.txHash.slice(0, 12)}…)`);
+    const tx = await chain.grantSpend(key, account, { amount: DEMO_BUDGET, denom: CHAIN_DENOM }, [p.spec.payout ?? p.spec.wallet]);
+    log(`${DEV_TENANT} granted ${p.metadata.name}'s settlement account ${account} up to ${DEMO_BUDGET}${CHAIN_DENOM} (tx ${tx.txHash.slice(0, 12)}…)`);
   }
+}
+
+/** The Providers once the registry published each one's settlement account (their agents announced their hot keys). */
+async function providersWithAccounts(custom: k8s.CustomObjectsApi): Promise<Provider[]> {
+  return until('every provider to have a settlement account', Date.now() + 60_000, async () => {
+    const items = ((await custom.listClusterCustomObject({ group: ProviderResource.group, version: ProviderResource.version, plural: ProviderResource.plural })) as { items: Provider[] }).items;
+    return items.length > 0 && items.every((p) => p.status?.settlementAccount) ? items : undefined;
+  });
 }
 
 /** Follows the job to the end, saying each phase once. */
@@ -69,7 +82,7 @@ export async function runDemo(dir: string, file: string, log: (line: string) => 
   const custom = admin.makeApiClient(k8s.CustomObjectsApi);
   const chain = await Chain.connect({ rpcUrl: state.plan.chain.endpoints.rpcUrl, gasPrice: CHAIN_MIN_GAS_PRICE });
   try {
-    const providers = ((await custom.listClusterCustomObject({ group: ProviderResource.group, version: ProviderResource.version, plural: ProviderResource.plural })) as { items: Provider[] }).items;
+    const providers = await providersWithAccounts(custom);
     await ensureBudgets(chain, providers, log);
     const carol = keyAddress(devTenantKey(DEV_TENANT));
     const watched = [{ who: DEV_TENANT, address: carol }, ...providers.map((p) => ({ who: `${p.metadata.name} payout`, address: p.spec.payout ?? p.spec.wallet }))];

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { toHex } from '@cosmjs/encoding';
 import { keyAddress } from '../../../operator/src/settlement/keys.js';
 import { writePrivateFile } from '../../../operator/src/onboarding/apply.js';
-import { CHAIN_BINARY, CHAIN_DENOM, chainEnvFile, initChain, type DevKey, type GenesisAccount } from './chain.js';
+import { CHAIN_BINARY, DEV_CHAIN, chainEnvFile, initChain, type ChainProfile, type DevKey, type GenesisAccount } from './chain.js';
 import type { FederationPlan } from './plan.js';
 import { DEV_TENANT, devTenantKey } from './tenants.js';
-import { devFaucetKey, devProviderHotKey, devProviderPayout } from './wallets.js';
+import { devFaucetKey, devProviderHotKey, devProviderPayout, devRegistryKey } from './wallets.js';
 
 /** Genesis balances, in the base denom. */
 export const DEV_BALANCES = {
@@ -25,6 +25,11 @@ export function agentKeyPath(dir: string, provider: string): string {
   return join(dir, `agent-${provider}.key`);
 }
 
+/** The registry's co-signing key file `dev up` writes (hex, 0600). */
+export function registryKeyPath(dir: string): string {
+  return join(dir, 'registry-cosign.key');
+}
+
 function key(name: string, privateKey: Uint8Array): DevKey {
   return { name, address: keyAddress(privateKey), privateKeyHex: toHex(privateKey) };
 }
@@ -34,12 +39,13 @@ export function devChainKeys(providers: readonly string[]): DevKey[] {
   return [key(DEV_TENANT, devTenantKey(DEV_TENANT)), key('faucet', devFaucetKey()), ...providers.map((p) => key(`${p}-hot`, devProviderHotKey(p)))];
 }
 
-export function devGenesisAccounts(providers: readonly string[]): GenesisAccount[] {
-  const coins = (n: bigint) => `${n}${CHAIN_DENOM}`;
+export function devGenesisAccounts(providers: readonly string[], profile: ChainProfile = DEV_CHAIN): GenesisAccount[] {
+  const coins = (n: bigint) => `${n}${profile.denom}`;
+  const address = (key: Uint8Array) => keyAddress(key, profile.prefix);
   return [
-    { address: keyAddress(devTenantKey(DEV_TENANT)), coins: coins(DEV_BALANCES.tenant) },
-    { address: keyAddress(devFaucetKey()), coins: coins(DEV_BALANCES.faucet) },
-    ...providers.map((p) => ({ address: keyAddress(devProviderHotKey(p)), coins: coins(DEV_BALANCES.hotKey) })),
+    { address: address(devTenantKey(DEV_TENANT)), coins: coins(DEV_BALANCES.tenant) },
+    { address: address(devFaucetKey()), coins: coins(DEV_BALANCES.faucet) },
+    ...providers.map((p) => ({ address: address(devProviderHotKey(p)), coins: coins(DEV_BALANCES.hotKey) })),
   ];
 }
 
@@ -51,6 +57,11 @@ export async function prepareDevChain(plan: FederationPlan, log: (line: string) 
   const t0 = Date.now();
   await initChain({ home: plan.chain.home, binary: join(plan.binDir, CHAIN_BINARY), accounts: devGenesisAccounts(providers), keys });
   for (const p of providers) writePrivateFile(agentKeyPath(plan.dir, p), `${toHex(devProviderHotKey(p))}\n`);
+  writePrivateFile(registryKeyPath(plan.dir), `${toHex(devRegistryKey())}\n`);
   writeFileSync(join(plan.dir, 'chain.env'), chainEnvFile({ endpoints: plan.chain.endpoints, home: plan.chain.home, keys }));
   log(`chain: genesis for ${keys.map((k) => k.name).join(', ')} (${Date.now() - t0} ms); payouts ${providers.map((p) => `${p} → ${devProviderPayout(p)}`).join(', ')}`);
+  for (const extra of plan.extraChains ?? []) {
+    await initChain({ home: extra.home, binary: join(plan.binDir, extra.profile.binary), accounts: devGenesisAccounts(providers, extra.profile), profile: extra.profile });
+    log(`${extra.profile.name}: genesis (${extra.profile.chainId}, ${extra.profile.prefix} addresses, ${extra.profile.denom})`);
+  }
 }

@@ -17,8 +17,8 @@ import { ensurePki, ensureServiceAccountKey, pkiPaths, type Pki } from './pki.js
 import { agentKubeconfigPath, planFederation, portsNeeded, type ClusterPlan, type ComponentPlan, type FederationPlan, type HealthCheck, type Stage } from './plan.js';
 import { onboardDevTenant } from './tenants.js';
 import { devProviderHotKey, devProviderPayout } from './wallets.js';
-import { CHAIN_BINARY, CHAIN_ID, chainHeight, waitForChainBlock } from './chain.js';
-import { agentKeyPath, prepareDevChain } from './economy.js';
+import { CHAIN_BINARY, CHAIN_ID, CHAIN_PROFILES, chainHeight, waitForChainBlock, type ChainProfile } from './chain.js';
+import { agentKeyPath, prepareDevChain, registryKeyPath } from './economy.js';
 import { keyAddress } from '../../../operator/src/settlement/keys.js';
 import { isAlive, processesMentioning, startDetached, stopProcess } from './process.js';
 
@@ -49,6 +49,8 @@ export interface UpOptions {
   timeoutMs?: number;
   /** Onboard every provider and run its gpufed agent (default true). */
   agents?: boolean;
+  /** Run chains of these profiles beside the dev chain (CHAIN_PROFILES keys, e.g. `akash`), for tests. */
+  extraChains?: string[];
 }
 
 export class AlreadyRunningError extends Error {
@@ -75,16 +77,16 @@ function writeState(state: FederationState): void {
   writeFileSync(join(state.dir, STATE_FILE), JSON.stringify(state, null, 2));
 }
 
-async function makePlan(dir: string, binDir: string, providers: FleetProvider[], withAgents: boolean): Promise<FederationPlan> {
+async function makePlan(dir: string, binDir: string, providers: FleetProvider[], withAgents: boolean, extraChains: ChainProfile[]): Promise<FederationPlan> {
   const agents = withAgents ? { agents: { entry: operatorEntry(), node: process.execPath } } : {};
   const kwokStages = join(repoRoot(), 'cli', 'src', 'dev', 'kwok-stages.yaml');
   const monitoring = { node: process.execPath, exporterEntry: compiled(join('test', 'support', 'dcgm-exporter.js')) };
-  const chain = { agentKeyFile: (p: string) => agentKeyPath(dir, p), payout: devProviderPayout };
-  return planFederation({ dir, binDir, providers, kwokStages, monitoring, chain, ...agents }, await freePorts(portsNeeded(providers.length, withAgents, true, true)));
+  const chain = { agentKeyFile: (p: string) => agentKeyPath(dir, p), payout: devProviderPayout, registryKeyFile: registryKeyPath(dir) };
+  return planFederation({ dir, binDir, providers, kwokStages, monitoring, chain, extraChains, ...agents }, await freePorts(portsNeeded(providers.length, withAgents, true, true, extraChains.length)));
 }
 
-function checkTools(bins: string): void {
-  const missing = REQUIRED_BINARIES.filter((b) => !existsSync(join(bins, b)));
+function checkTools(bins: string, extraChains: ChainProfile[]): void {
+  const missing = [...REQUIRED_BINARIES, ...extraChains.map((p) => p.binary)].filter((b) => !existsSync(join(bins, b)));
   if (missing.length > 0) throw new MissingToolsError(missing, bins);
   if (!onPath('prometheus')) throw new Error('prometheus is not on PATH: install it with `tools/debian.sh` (or `make tools`); gpufed runs its own instance per provider, never the package service');
 }
@@ -381,20 +383,25 @@ export async function up(opts: UpOptions = {}): Promise<FederationState> {
   if (existing && Object.values(existing.pids).some(isAlive)) throw new AlreadyRunningError(existing);
   if (existing) rmSync(dir, { recursive: true, force: true }); // stale: its processes are gone
 
-  checkTools(bins);
+  const extraChains = (opts.extraChains ?? []).map((name) => {
+    const p = CHAIN_PROFILES[name];
+    if (!p) throw new Error(`No chain profile ${name}; there are ${Object.keys(CHAIN_PROFILES).join(', ')}`);
+    return p;
+  });
+  checkTools(bins, extraChains);
   const providers = selectProviders(loadFleet(opts.fleetFile), opts.providers ?? 2);
 
   const t0 = Date.now();
   const timings: Record<string, number> = {};
   // Every `up` is a fresh federation: no objects, metrics or chain state from an earlier run, only the certificates reused.
-  for (const d of ['etcd', 'logs', 'prometheus', 'chain']) rmSync(join(dir, d), { recursive: true, force: true });
+  for (const d of ['etcd', 'logs', 'prometheus', ...Object.values(CHAIN_PROFILES).map((p) => p.name)]) rmSync(join(dir, d), { recursive: true, force: true });
   const mark = (phase: string, since: number) => (timings[phase] = Date.now() - since);
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const pki = await ensurePki(dir);
   await Promise.all(['registry', ...providers.map((p) => p.name)].map((c) => ensureServiceAccountKey(pki, c)));
   mark('pki', t0);
 
-  const plan = await makePlan(dir, bins, providers, opts.agents !== false);
+  const plan = await makePlan(dir, bins, providers, opts.agents !== false, extraChains);
   writeClusterFiles(plan, pki);
   writeFileSync(join(dir, 'env'), envFile(plan));
   const state: FederationState = { version: 1, dir, startedAt: new Date().toISOString(), timings, plan, pids: {} };

@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { MEMORY_LABEL, PRODUCT_LABEL } from '../../../operator/src/agent/gpunode.js';
-import { ASSIGNMENT_NAME_ANNOTATION, JobLabel } from '../../../operator/src/agent/jobpod.js';
+import { MEMORY_LABEL, PRODUCT_LABEL } from '../../../operator/src/api/gpus.js';
+import { ASSIGNMENT_NAME_ANNOTATION, JobLabel } from '../../../operator/src/api/labels.js';
 import type { ComponentPlan } from './plan.js';
 
 /**

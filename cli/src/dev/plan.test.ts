@@ -129,7 +129,7 @@ describe('planFederation with the chain', () => {
     ...input(),
     agents: { entry: '/repo/dist/operator/src/main.js', node: '/node' },
     monitoring: { node: '/node', exporterEntry: '/repo/dist/test/support/dcgm-exporter.js' },
-    chain: { agentKeyFile: (p) => `/tmp/fed/agent-${p}.key`, payout: (p) => `payout-of-${p}` },
+    chain: { agentKeyFile: (p) => `/tmp/fed/agent-${p}.key`, payout: (p) => `payout-of-${p}`, registryKeyFile: '/tmp/fed/registry-cosign.key' },
   };
   const plan = planFederation(full, Array.from({ length: portsNeeded(2, true, true, true) }, (_, i) => 22000 + i));
 

@@ -3,7 +3,7 @@
 // anything; federation.ts turns a plan into running processes.
 import { join } from 'node:path';
 import type { FleetProvider } from './fleet.js';
-import { CHAIN_BINARY, CHAIN_MIN_GAS_PRICE, chainComponent, portsNeededForChain, type ChainEndpoints } from './chain.js';
+import { CHAIN_ID, CHAIN_MIN_GAS_PRICE, CHAIN_PREFIX, DEV_CHAIN, chainComponent, portsNeededForChain, type ChainEndpoints, type ChainProfile } from './chain.js';
 import { monitoringComponents, portsNeededForMonitoring, type DcgmLabelShape } from './monitoring.js';
 
 export type Role = 'registry' | 'provider';
@@ -45,7 +45,9 @@ export interface FederationPlan {
   binDir: string;
   etcd: { clientUrl: string };
   /** The dev chain (one validator) every provider settles on; absent in plans made without one. */
-  chain?: { home: string; endpoints: ChainEndpoints };
+  chain?: { home: string; endpoints: ChainEndpoints; profile: ChainProfile };
+  /** More chains of other profiles nothing settles on by default (the test federation's second profile). */
+  extraChains?: { home: string; endpoints: ChainEndpoints; profile: ChainProfile }[];
   clusters: ClusterPlan[];
   components: ComponentPlan[];
 }
@@ -60,8 +62,10 @@ export interface PlanInput {
   agents?: { entry: string; node: string };
   /** Run kube-state-metrics, the DCGM-shaped exporter and Prometheus in each provider cluster. */
   monitoring?: { node: string; exporterEntry: string };
-  /** Run the dev chain; the agents meter and settle on it (their hot keys are in these files). */
-  chain?: { agentKeyFile: (provider: string) => string; payout: (provider: string) => string };
+  /** Run the dev chain; the agents meter and settle on it (their hot keys are in these files), the registry co-signs (its key is in registryKeyFile). */
+  chain?: { agentKeyFile: (provider: string) => string; payout: (provider: string) => string; registryKeyFile: string };
+  /** Run chains of these profiles too (with `chain`), for tests that settle on a chain that is not `cosmos`. */
+  extraChains?: ChainProfile[];
 }
 
 /** Registry operator replicas `dev up` runs (one leads, one stands by), named registry-1, registry-2. */
@@ -87,14 +91,21 @@ export const DEV_TIMING = {
   scrapeInterval: '2s',
   /** A settlement transaction may wait 20 blocks (~10 s) before it is signed anew. */
   settlementTimeoutBlocks: '20',
+  /** Every process here shares one clock; a little slack for rounding and scrape steps. */
+  clockSkew: '2s',
 } as const;
+
+/** How the operators reach the dev chain: its id, address prefix and fee price, checked against the node at start-up. */
+function chainFlags(): string[] {
+  return [`--chain-id=${CHAIN_ID}`, `--address-prefix=${CHAIN_PREFIX}`, `--gas-price=${CHAIN_MIN_GAS_PRICE}`];
+}
 
 /**
  * Ports a plan needs: etcd client+peer, API server + KCM per cluster, scheduler + KWOK (+ agent) per
  * provider, the registry replicas, and each provider's monitoring.
  */
-export function portsNeeded(providers: number, agents = false, monitoring = false, chain = false): number {
-  return 2 + 2 * (providers + 1) + (agents ? 3 : 2) * providers + (agents ? REGISTRY_REPLICAS : 0) + (monitoring ? portsNeededForMonitoring() * providers : 0) + (chain ? portsNeededForChain() : 0);
+export function portsNeeded(providers: number, agents = false, monitoring = false, chain = false, extraChains = 0): number {
+  return 2 + 2 * (providers + 1) + (agents ? 3 : 2) * providers + (agents ? REGISTRY_REPLICAS : 0) + (monitoring ? portsNeededForMonitoring() * providers : 0) + (chain ? portsNeededForChain() * (1 + extraChains) : 0);
 }
 
 /**
@@ -131,7 +142,7 @@ function delegated(kubeconfig: string, port: number, pki: string): string[] {
 }
 
 /** Registry operator replica `i`; with a chain it places only what the payer's grant covers. */
-function registryComponent(agents: NonNullable<PlanInput['agents']>, registry: ClusterPlan, i: number, metricsPort: number, chain: FederationPlan['chain'], logs: string): ComponentPlan {
+function registryComponent(agents: NonNullable<PlanInput['agents']>, registry: ClusterPlan, i: number, metricsPort: number, chain: FederationPlan['chain'], keyFile: string | undefined, logs: string): ComponentPlan {
   return {
     name: `registry-${i}`,
     cluster: 'registry',
@@ -151,7 +162,9 @@ function registryComponent(agents: NonNullable<PlanInput['agents']>, registry: C
       `--provider-lost-timeout=${DEV_TIMING.providerLostTimeout}`,
       `--retention=${DEV_TIMING.retention}`,
       `--metrics-addr=127.0.0.1:${metricsPort}`,
-      ...(chain ? [`--chain-rpc=${chain.endpoints.rpcUrl}`, `--payment-cover=${DEV_TIMING.settlementPeriod}`] : []),
+      `--fencing-timeout=${DEV_TIMING.agentFencingTimeout}`,
+      `--max-clock-skew=${DEV_TIMING.clockSkew}`,
+      ...(chain && keyFile ? [`--chain-rpc=${chain.endpoints.rpcUrl}`, ...chainFlags(), `--cosign-key-file=${keyFile}`, `--payment-cover=${DEV_TIMING.settlementPeriod}`] : []),
     ],
   };
 }
@@ -163,7 +176,7 @@ function agentComponent(input: PlanInput, cl: ClusterPlan, metricsPort: number, 
       ? [
           `--prometheus-url=${cl.prometheusUrl}`,
           `--chain-rpc=${chain.endpoints.rpcUrl}`,
-          `--gas-price=${CHAIN_MIN_GAS_PRICE}`,
+          ...chainFlags(),
           `--wallet-key-file=${input.chain.agentKeyFile(cl.name)}`,
           `--payout=${input.chain.payout(cl.name)}`,
           `--settlement-period=${DEV_TIMING.settlementPeriod}`,
@@ -197,9 +210,23 @@ function agentComponent(input: PlanInput, cl: ClusterPlan, metricsPort: number, 
   };
 }
 
-export function planFederation(input: PlanInput, ports: number[]): FederationPlan {
-  const needed = portsNeeded(input.providers.length, input.agents !== undefined, input.monitoring !== undefined, input.chain !== undefined);
+/** A chain's home, endpoints and process. */
+function chainOf(dir: string, binDir: string, logs: string, ports: number[], profile: ChainProfile = DEV_CHAIN): NonNullable<FederationPlan['chain']> & { component: ComponentPlan } {
+  const home = join(dir, profile.name);
+  const c = chainComponent({ home, binary: join(binDir, profile.binary), log: join(logs, `${profile.name}.log`) }, ports, profile);
+  return { home, endpoints: c.endpoints, profile, component: c.component };
+}
+
+/** The extra chains a plan runs (only beside the dev chain), after checking enough ports were handed in. */
+function extraChainsOf(input: PlanInput, ports: readonly number[]): ChainProfile[] {
+  const extra = input.chain ? (input.extraChains ?? []) : [];
+  const needed = portsNeeded(input.providers.length, input.agents !== undefined, input.monitoring !== undefined, input.chain !== undefined, extra.length);
   if (ports.length < needed) throw new Error(`planFederation: ${ports.length} ports given, ${needed} needed`);
+  return extra;
+}
+
+export function planFederation(input: PlanInput, ports: number[]): FederationPlan {
+  const extra = extraChainsOf(input, ports);
   const queue = [...ports];
   const port = (): number => queue.shift() as number;
   const { dir, binDir } = input;
@@ -234,13 +261,11 @@ export function planFederation(input: PlanInput, ports: number[]): FederationPla
     },
   ];
 
-  let chain: FederationPlan['chain'];
-  if (input.chain) {
-    const home = join(dir, 'chain');
-    const c = chainComponent({ home, binary: bin(CHAIN_BINARY), log: join(logs, 'chain.log') }, Array.from({ length: portsNeededForChain() }, port));
-    components.push(c.component);
-    chain = { home, endpoints: c.endpoints };
-  }
+  const chainPorts = () => Array.from({ length: portsNeededForChain() }, port);
+  const chain = input.chain ? chainOf(dir, binDir, logs, chainPorts()) : undefined;
+  if (chain) components.push(chain.component);
+  const extraChains = extra.map((p) => chainOf(dir, binDir, logs, chainPorts(), p));
+  components.push(...extraChains.map((c) => c.component));
 
   const clusters: ClusterPlan[] = [];
   const roles: { name: string; role: Role; provider?: FleetProvider }[] = [
@@ -351,11 +376,16 @@ export function planFederation(input: PlanInput, ports: number[]): FederationPla
       cl.prometheusConfig = m.prometheusConfig;
     });
   }
-  if (input.agents) {
-    const agents = input.agents;
-    for (const cl of providers) components.push(agentComponent(input, cl, agentMetrics.get(cl.name) ?? 0, chain, logs));
-    const registry = clusters.find((c) => c.role === 'registry') as ClusterPlan;
-    for (let i = 1; i <= REGISTRY_REPLICAS; i++) components.push(registryComponent(agents, registry, i, port(), chain, logs));
-  }
-  return { dir, binDir, etcd: { clientUrl: etcdUrl }, ...(chain ? { chain } : {}), clusters, components };
+  const strip = (c: typeof chain & object) => ({ home: c.home, endpoints: c.endpoints, profile: c.profile });
+  const chainPlan = chain ? strip(chain) : undefined;
+  if (input.agents) components.push(...operatorComponents(input, input.agents, clusters, agentMetrics, chainPlan, logs, port));
+  return { dir, binDir, etcd: { clientUrl: etcdUrl }, ...(chainPlan ? { chain: chainPlan } : {}), ...(extraChains.length ? { extraChains: extraChains.map(strip) } : {}), clusters, components };
+}
+
+/** Each provider's agent, then the registry replicas. */
+function operatorComponents(input: PlanInput, agents: NonNullable<PlanInput['agents']>, clusters: ClusterPlan[], agentMetrics: ReadonlyMap<string, number>, chain: FederationPlan['chain'], logs: string, port: () => number): ComponentPlan[] {
+  const out = clusters.filter((c) => c.role === 'provider').map((cl) => agentComponent(input, cl, agentMetrics.get(cl.name) ?? 0, chain, logs));
+  const registry = clusters.find((c) => c.role === 'registry') as ClusterPlan;
+  for (let i = 1; i <= REGISTRY_REPLICAS; i++) out.push(registryComponent(agents, registry, i, port(), chain, input.chain?.registryKeyFile, logs));
+  return out;
 }

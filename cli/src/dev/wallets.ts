@@ -4,6 +4,7 @@
 // construction: local federation only.
 import { Secp256k1, sha256 } from '@cosmjs/crypto';
 import { toBech32 } from '@cosmjs/encoding';
+import { publicKeyOf, settlementAccount } from '../../../operator/src/settlement/multisig.js';
 
 export function devAddress(purpose: string, prefix = 'cosmos'): string {
   return toBech32(prefix, sha256(new TextEncoder().encode(`gpufed-dev:${purpose}`)).slice(0, 20));
@@ -27,6 +28,10 @@ export function devPrivateKey(purpose: string): Uint8Array {
 /** A provider's hot key: its Provider's wallet, the grantee of renters' grants, the settlement signer. */
 export const devProviderHotKey = (provider: string): Uint8Array => devPrivateKey(`provider/${provider}/hot`);
 /** Where a provider's payments go (a cold address: no key is needed to receive). */
-export const devProviderPayout = (provider: string): string => devAddress(`provider/${provider}/payout`);
+export const devProviderPayout = (provider: string, prefix = 'cosmos'): string => devAddress(`provider/${provider}/payout`, prefix);
 /** The dev chain's faucet: funded at genesis so tests and the demo can fund new accounts. */
 export const devFaucetKey = (): Uint8Array => devPrivateKey('chain/faucet');
+/** The registry's co-signing key: one member of every provider's 2-of-2 settlement account. */
+export const devRegistryKey = (): Uint8Array => devPrivateKey('registry/cosign');
+/** A provider's settlement account with the dev registry (the grantee of renters' grants), as the registry publishes it. */
+export const devSettlementAccount = (provider: string, prefix = 'cosmos'): string => settlementAccount(publicKeyOf(devProviderHotKey(provider)), publicKeyOf(devRegistryKey()), prefix).address;
