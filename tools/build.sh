@@ -49,6 +49,10 @@ tool_rows() {
   wv+=" -X github.com/cosmos/cosmos-sdk/version.AppName=wasmd -X github.com/cosmos/cosmos-sdk/version.Version=$WASMD_VERSION"
   wv+=" -X github.com/CosmWasm/wasmd/app.Bech32Prefix=cosmos -extldflags=-Wl,-rpath,\$ORIGIN"
   echo "wasmd|wasmd|github.com/CosmWasm/wasmd/cmd/wasmd|wasmd|$wv|1"
+  # The second chain profile of the test federation: the same chain with another address prefix
+  # (akash1…), so settlement is tested on a chain that is not `cosmos`. The prefix is fixed at link
+  # time, so only the link step differs (Go's build cache has every package from the build above).
+  echo "wasmd-akash|wasmd|github.com/CosmWasm/wasmd/cmd/wasmd|wasmd-akash|${wv/Bech32Prefix=cosmos/Bech32Prefix=akash}|1"
 }
 
 need() {
@@ -104,8 +108,9 @@ while IFS='|' read -r name dir pkgs outs ldflags cgo; do
     # `go build` names a /v3 module's binary after the element before /v3 ("server"): fix etcd's name.
     [ -f "$dest.tmp/server" ] && mv "$dest.tmp/server" "$dest.tmp/etcd"
     [ -f "$dest.tmp/v2" ] && mv "$dest.tmp/v2" "$dest.tmp/kube-state-metrics"
+    [ "$name" = wasmd-akash ] && mv "$dest.tmp/wasmd" "$dest.tmp/wasmd-akash"
     # A cleaned module cache must not break wasmd: keep its libwasmvm beside it (found by $ORIGIN).
-    if [ "$name" = wasmd ]; then
+    if [ "$name" = wasmd ] || [ "$name" = wasmd-akash ]; then
       cp "$(cd "$here/$dir" && go list -m -f '{{.Dir}}' github.com/CosmWasm/wasmvm/v3)/internal/api/libwasmvm.$(uname -m).so" "$dest.tmp/"
     fi
     for o in $outs; do [ -x "$dest.tmp/$o" ] || { echo "error: $name did not produce $o" >&2; exit 1; }; done
