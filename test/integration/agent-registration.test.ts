@@ -1,6 +1,7 @@
 // The agent's registration on the real federation: a provider cluster's GPU nodes appear on the
 // registry as GpuNodes, follow the cluster (pods, cordon, deletion), and nothing is written that
-// did not change — not while idle, not after a restart.
+// did not change — not while idle, not after a restart. Its heartbeat is a Lease; it never writes
+// its own Provider (the registry computes that).
 import * as k8s from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { Agent } from '../../operator/src/agent/agent.js';
@@ -12,6 +13,7 @@ const HEARTBEAT_MS = 1000;
 const ns = (provider: string) => `gpufed-provider-${provider}`;
 const custom = () => kubeConfig('registry').makeApiClient(k8s.CustomObjectsApi);
 const core = (cluster: string) => kubeConfig(cluster).makeApiClient(k8s.CoreV1Api);
+const coordination = () => kubeConfig('registry').makeApiClient(k8s.CoordinationV1Api);
 
 async function gpuNodes(provider: string): Promise<GpuNode[]> {
   const r = (await custom().listNamespacedCustomObject({ group: GpuNodeResource.group, version: GpuNodeResource.version, plural: GpuNodeResource.plural, namespace: ns(provider) })) as { items: GpuNode[] };
@@ -65,22 +67,21 @@ describe('agent registration', () => {
     for (const g of nodes) expect(g.metadata?.labels?.['gpufed.io/provider']).toBe('bob');
   });
 
-  it('heartbeats the Provider status with capacity by model', async () => {
+  it('heartbeats a Lease in its namespace, kubelet-style, and writes nothing of its Provider', async () => {
     await start('alice');
-    const p = await eventually('alice heartbeat', async () => {
-      const got = (await custom().getClusterCustomObject({ group: ProviderResource.group, version: ProviderResource.version, plural: ProviderResource.plural, name: 'alice' })) as Provider;
-      return got.status?.lastHeartbeatTime && got.status.capacity?.length === 2 ? got : undefined;
-    });
-    expect(p.status?.agentVersion).toBe('test');
-    expect(p.status?.capacity?.map((c) => [c.model, c.total])).toEqual([
-      ['NVIDIA-GeForce-RTX-3090', 2],
-      ['NVIDIA-GeForce-RTX-4090', 1],
-    ]);
-    const first = Date.parse(p.status?.lastHeartbeatTime ?? '');
-    await eventually('a later heartbeat', async () => {
-      const got = (await custom().getClusterCustomObject({ group: ProviderResource.group, version: ProviderResource.version, plural: ProviderResource.plural, name: 'alice' })) as Provider;
-      return Date.parse(got.status?.lastHeartbeatTime ?? '') > first ? true : undefined;
-    });
+    const lease = () => coordination().readNamespacedLease({ name: 'gpufed-agent', namespace: ns('alice') });
+    const first = await eventually('alice heartbeat Lease', async () => (await lease()).spec?.renewTime);
+    const held = await lease();
+    expect(held.metadata?.annotations?.['gpufed.io/agent-version']).toBe('test');
+    expect(held.spec?.holderIdentity).toMatch(/_\d+$/);
+    // renewTime as the API returns it (client-node leaves MicroTime a string).
+    const renewed = async () => Date.parse(String((await lease()).spec?.renewTime));
+    const at = Date.parse(String(first));
+    expect(Number.isNaN(at)).toBe(false);
+    await eventually('a later heartbeat', async () => ((await renewed()) > at ? true : undefined));
+    // The Provider's status is the registry's: no field of it is the agent's.
+    const p = (await custom().getClusterCustomObject({ group: ProviderResource.group, version: ProviderResource.version, plural: ProviderResource.plural, name: 'alice' })) as Provider;
+    expect((p.metadata.managedFields ?? []).map((f) => f.manager).filter((m) => m?.startsWith('gpufed-agent'))).toEqual([]);
   });
 
   it("follows the node's pods: free GPUs drop while a pod holds one and come back when it ends", async () => {
@@ -120,15 +121,16 @@ describe('agent registration', () => {
     await eventually('bob registered', async () => ((await gpuNodes('bob')).length === 3 ? true : undefined));
     await new Promise((r) => setTimeout(r, 1000)); // let the first reconciles settle
     const nodeWritesBefore = await writes(first.metrics, 'gpunodes');
-    const beatsBefore = await writes(first.metrics, 'providers');
+    const beatsBefore = await writes(first.metrics, 'leases');
     await new Promise((r) => setTimeout(r, 6 * HEARTBEAT_MS));
     expect(await writes(first.metrics, 'gpunodes')).toBe(nodeWritesBefore);
-    expect((await writes(first.metrics, 'providers')) - beatsBefore).toBeGreaterThanOrEqual(5);
+    expect((await writes(first.metrics, 'leases')) - beatsBefore).toBeGreaterThanOrEqual(5);
+    expect(await writes(first.metrics, 'providers')).toBe(0);
     await first.agent.stop();
 
     const second = await start('bob');
     await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS));
     expect(await writes(second.metrics, 'gpunodes')).toBe(0);
-    expect(await writes(second.metrics, 'providers')).toBeGreaterThanOrEqual(2);
+    expect(await writes(second.metrics, 'leases')).toBeGreaterThanOrEqual(2);
   });
 });

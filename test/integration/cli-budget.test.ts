@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { ComputeJobResource, type ComputeJob } from '../../operator/src/api/index.js';
 import { Chain } from '../../operator/src/settlement/chain.js';
-import { keyAddress } from '../../operator/src/settlement/keys.js';
 import { repoRoot } from '../../cli/src/dev/paths.js';
-import { devProviderHotKey, devProviderPayout } from '../../cli/src/dev/wallets.js';
+import { devProviderHotKey, devProviderPayout, devRegistryKey, devSettlementAccount } from '../../cli/src/dev/wallets.js';
+import { toBase64 } from '@cosmjs/encoding';
+import { publicKeyOf } from '../../operator/src/settlement/multisig.js';
 import type { BudgetReport, GrantResult, RevokeResult } from '../../cli/src/commands/budget.js';
 import type { SettlementsOutput } from '../../cli/src/commands/settlements.js';
 import { parseEnvFile } from '../../cli/src/wallet.js';
@@ -20,7 +21,8 @@ import { devTenant, type TestTenant } from '../support/tenants.js';
 
 /** This file's provider: onboarded here, deleted after, so the other files' market is unchanged. */
 const PROVIDER = 'cli-budget';
-const HOT = keyAddress(devProviderHotKey(PROVIDER));
+/** The grantee: the provider's 2-of-2 settlement account (its hot key and the registry's key). */
+const ACCOUNT = devSettlementAccount(PROVIDER);
 const PAYOUT = devProviderPayout(PROVIDER);
 const DAY = 86_400_000;
 const dir = mkdtempSync(join(tmpdir(), 'gpufed-cli-budget-'));
@@ -54,6 +56,16 @@ beforeAll(async () => {
   chain = await Chain.connect({ rpcUrl, gasPrice: '0.001ustake' });
 });
 
+/**
+ * What the registry publishes once the provider's agent announced its hot key (no registry or agent
+ * runs in this file: the CLI is under test here; registry tests cover the publishing itself).
+ */
+async function publishSettlementAccount(): Promise<void> {
+  const status = { settlementAccount: { address: ACCOUNT, providerPubKey: toBase64(publicKeyOf(devProviderHotKey(PROVIDER))), registryPubKey: toBase64(publicKeyOf(devRegistryKey())) } };
+  const r = await kubectl('registry', ['patch', 'provider', PROVIDER, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
+  if (r.code !== 0) throw new Error(r.stderr);
+}
+
 afterAll(async () => {
   chain.disconnect();
   await kubectl('registry', ['delete', 'computejobs', '-n', tenant.namespace, '-l', 'test=cli-budget', '--wait=true', '--timeout=60s']); // not with --all: kubectl refuses --all with a selector
@@ -73,7 +85,7 @@ describe('gpufed budget', () => {
     const noProvider = await asCarol(['budget', 'grant', '--provider', 'nobody', '--limit', '5000000ustake']);
     expect(noProvider.code).toBe(2);
     expect(noProvider.stderr).toMatch(/no Provider nobody on the registry/);
-    expect(await chain.grant(tenant.address, HOT)).toBeUndefined();
+    expect(await chain.grant(tenant.address, ACCOUNT)).toBeUndefined();
 
     const noKey = await gpufed(['budget', 'grant', '--provider', PROVIDER, '--limit', '5000000ustake', '--chain-rpc', rpcUrl]);
     expect(noKey).toMatchObject({ code: 2, stdout: '' });
@@ -90,16 +102,21 @@ describe('gpufed budget', () => {
   });
 
   it('grants, shows, replaces and revokes a spending limit, as the chain has it', async () => {
-    // A grant to the provider's hot key, payable only to its payout, for 7 days.
+    // No settlement account yet (the provider's agent never announced its hot key): nothing to grant to.
+    const early = await asCarol(['budget', 'grant', '--provider', PROVIDER, '--limit', '5000000ustake']);
+    expect(early.code).toBe(3);
+    expect(early.stderr).toMatch(new RegExp(`^error: Provider ${PROVIDER} has no settlement account yet`, 'm'));
+    await publishSettlementAccount();
+    // A grant to the provider's settlement account, payable only to its payout, for 7 days.
     const before = Date.now();
     const granted = await asCarol(['budget', 'grant', '--provider', PROVIDER, '--limit', '5000000ustake', '--expires', '7d', '-o', 'json']);
     const after = Date.now();
     expect(granted.code).toBe(0);
     const g = JSON.parse(granted.stdout) as GrantResult;
-    expect(g).toMatchObject({ granter: tenant.address, provider: PROVIDER, grantee: HOT, spendLimit: '5000000ustake', allowList: [PAYOUT], replaced: null, txHash: expect.stringMatching(/^[0-9A-F]{64}$/) as string });
+    expect(g).toMatchObject({ granter: tenant.address, provider: PROVIDER, grantee: ACCOUNT, spendLimit: '5000000ustake', allowList: [PAYOUT], replaced: null, txHash: expect.stringMatching(/^[0-9A-F]{64}$/) as string });
     expect(g.height).toBeGreaterThan(0);
     expect(await chain.findTx(g.txHash)).toMatchObject({ height: g.height, code: 0 });
-    const onChain = await chain.grant(tenant.address, HOT);
+    const onChain = await chain.grant(tenant.address, ACCOUNT);
     expect(onChain?.spendLimit).toEqual(new Map([['ustake', 5_000_000n]]));
     expect(onChain?.allowList).toEqual([PAYOUT]);
     expect(onChain?.expiresAtMs).toBeGreaterThanOrEqual(Math.floor((before + 7 * DAY) / 1000) * 1000);
@@ -113,7 +130,7 @@ describe('gpufed budget', () => {
     expect(report.address).toBe(tenant.address);
     expect(report.providers.find((p) => p.provider === PROVIDER)).toEqual({
       provider: PROVIDER,
-      grantee: HOT,
+      grantee: ACCOUNT,
       payout: PAYOUT,
       grant: { spendLimit: ['5000000ustake'], allowList: [PAYOUT], expiresAt: g.expiresAt, expired: false },
       problems: [],
@@ -121,7 +138,7 @@ describe('gpufed budget', () => {
     const balance = (await chain.balances(tenant.address)).get('ustake') ?? 0n;
     expect(report.balance).toEqual([`${balance}ustake`]);
     const table = await asCarol(['budget', 'show', '--provider', PROVIDER]);
-    expect(table.stdout).toMatch(new RegExp(`^${PROVIDER}\\s+${HOT}\\s+5000000ustake\\s+${PAYOUT}\\s+\\S+ \\(in 6d\\)$`, 'm'));
+    expect(table.stdout).toMatch(new RegExp(`^${PROVIDER}\\s+${ACCOUNT}\\s+5000000ustake\\s+${PAYOUT}\\s+\\S+ \\(in 6d\\)$`, 'm'));
 
     // A second grant, signed with the dev key from the federation's chain.env, replaces the first: absolute, not added.
     const replaced = await gpufed(['budget', 'grant', '--provider', PROVIDER, '--limit', '2000000ustake', '--expires', 'never', '--dev-key', 'carol', '--dev-dir', testDir()]);
@@ -129,7 +146,7 @@ describe('gpufed budget', () => {
     expect(replaced.stdout).toMatch(new RegExp(`^Granted provider ${PROVIDER} up to 2000000ustake, payable only to ${PAYOUT}, expiring never\\.$`, 'm'));
     expect(replaced.stdout).toContain(`This replaced your previous grant to ${PROVIDER} (5000000ustake left): a grant's limit is absolute, not added to what was left.`);
     expect(replaced.stdout).toMatch(/^Transaction [0-9A-F]{64} committed at height \d+\.$/m);
-    const after2 = await chain.grant(tenant.address, HOT);
+    const after2 = await chain.grant(tenant.address, ACCOUNT);
     expect(after2).toEqual({ spendLimit: new Map([['ustake', 2_000_000n]]), allowList: [PAYOUT] });
     const shown2 = JSON.parse((await asCarol(['budget', 'show', '--provider', PROVIDER, '-o', 'json'])).stdout) as BudgetReport;
     expect(shown2.providers).toEqual([expect.objectContaining({ provider: PROVIDER, grant: { spendLimit: ['2000000ustake'], allowList: [PAYOUT], expiresAt: null, expired: false } })]);
@@ -137,13 +154,13 @@ describe('gpufed budget', () => {
     // Revoked, it is gone; a second revoke has nothing to revoke.
     const revoked = await asCarol(['budget', 'revoke', '--provider', PROVIDER, '-o', 'json']);
     expect(revoked.code).toBe(0);
-    expect(JSON.parse(revoked.stdout) as RevokeResult).toMatchObject({ granter: tenant.address, provider: PROVIDER, grantee: HOT, revoked: { spendLimit: ['2000000ustake'] } });
-    expect(await chain.grant(tenant.address, HOT)).toBeUndefined();
+    expect(JSON.parse(revoked.stdout) as RevokeResult).toMatchObject({ granter: tenant.address, provider: PROVIDER, grantee: ACCOUNT, revoked: { spendLimit: ['2000000ustake'] } });
+    expect(await chain.grant(tenant.address, ACCOUNT)).toBeUndefined();
     const again = await asCarol(['budget', 'revoke', '--provider', PROVIDER]);
     expect(again).toMatchObject({ code: 2, stdout: '' });
-    expect(again.stderr).toBe(`error: no grant from ${tenant.address} to provider ${PROVIDER} (${HOT}) to revoke; see your grants with: gpufed budget show\n`);
+    expect(again.stderr).toBe(`error: no grant from ${tenant.address} to provider ${PROVIDER} (${ACCOUNT}) to revoke; see your grants with: gpufed budget show\n`);
     const none = await asCarol(['budget', 'show', '--provider', PROVIDER]);
-    expect(none.stdout).toMatch(new RegExp(`^${PROVIDER}\\s+${HOT}\\s+none\\s+-\\s+-$`, 'm'));
+    expect(none.stdout).toMatch(new RegExp(`^${PROVIDER}\\s+${ACCOUNT}\\s+none\\s+-\\s+-$`, 'm'));
   });
 });
 
@@ -164,7 +181,7 @@ describe('gpufed settlements list', () => {
     expect(listed.stdout).toMatch(/may not read UsageRecords/);
     const json = JSON.parse((await gpufed(['settlements', 'list', '-o', 'json'])).stdout) as SettlementsOutput;
     expect(json.source).toBe('ComputeJobs');
-    expect(json.source === 'ComputeJobs' ? json.jobs.find((j) => j.name === name) : undefined).toEqual({ name, namespace: tenant.namespace, phase: 'Pending', provider: null, gpuMilliseconds: 0, cost: null, paid: null, owed: null, settlements: [] });
+    expect(json.source === 'ComputeJobs' ? json.jobs.find((j) => j.name === name) : undefined).toEqual({ name, namespace: tenant.namespace, phase: 'Pending', provider: null, gpuMilliseconds: 0, cost: null, paid: null, owed: null, disputed: null, settlements: [] });
 
     const missing = await gpufed(['settlements', 'list', '--job', 'no-such-job']);
     expect(missing.code).toBe(2);

@@ -41,14 +41,14 @@ afterAll(async () => {
 });
 
 describe('the gpufed CRDs on the registry', () => {
-  it('serves all six kinds in gpufed.io/v1alpha1 with the right scope', async () => {
+  it('serves all seven kinds in gpufed.io/v1alpha1 with the right scope', async () => {
     const r = await registry(['api-resources', '--api-group=gpufed.io', '-o', 'wide', '--no-headers']);
     expect(r.code).toBe(0);
     const rows = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/));
     const byKind: Record<string, string[]> = Object.fromEntries(rows.map((cols) => [cols.find((c) => /^[A-Z]/.test(c)) ?? '', cols]));
-    expect(Object.keys(byKind).sort()).toEqual(['Assignment', 'ComputeJob', 'GpuNode', 'Provider', 'Tenant', 'UsageRecord']);
+    expect(Object.keys(byKind).sort()).toEqual(['Assignment', 'ComputeJob', 'GpuNode', 'Provider', 'Settlement', 'Tenant', 'UsageRecord']);
     const namespaced = (kind: string) => byKind[kind]?.includes('true');
-    expect(['ComputeJob', 'GpuNode', 'Assignment', 'UsageRecord'].every(namespaced)).toBe(true);
+    expect(['ComputeJob', 'GpuNode', 'Assignment', 'UsageRecord', 'Settlement'].every(namespaced)).toBe(true);
     expect(['Tenant', 'Provider'].some(namespaced)).toBe(false);
   });
 
@@ -72,7 +72,7 @@ describe('the gpufed CRDs on the registry', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const samples = files.map((f) => parse(readFileSync(join(samplesDir, f), 'utf8')) as { kind: string; metadata: { name: string } });
-    expect([...new Set(samples.map((s) => s.kind))].sort()).toEqual(['Assignment', 'ComputeJob', 'GpuNode', 'Provider', 'Tenant', 'UsageRecord']);
+    expect([...new Set(samples.map((s) => s.kind))].sort()).toEqual(['Assignment', 'ComputeJob', 'GpuNode', 'Provider', 'Settlement', 'Tenant', 'UsageRecord']);
     // Other test files add objects of their own, so check that each sample is listed, not the count.
     const listed = (await registry(['get', 'gpufed', '-A', '-o', 'name'])).stdout.trim().split('\n');
     expect(listed).toEqual(expect.arrayContaining(samples.map((s) => `${s.kind.toLowerCase()}.gpufed.io/${s.metadata.name}`)));

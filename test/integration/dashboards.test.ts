@@ -12,14 +12,14 @@ import { toHex } from '@cosmjs/encoding';
 import * as k8s from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import { ComputeJobResource, type ComputeJob } from '../../operator/src/api/index.js';
-import { parseCoin } from '../../operator/src/scheduling/coin.js';
+import { parseCoin } from '../../operator/src/api/coin.js';
 import type { Chain } from '../../operator/src/settlement/chain.js';
-import { CHAIN_MIN_GAS_PRICE } from '../../cli/src/dev/chain.js';
+import { CHAIN_ID, CHAIN_MIN_GAS_PRICE } from '../../cli/src/dev/chain.js';
 import { freePorts } from '../../cli/src/dev/federation.js';
 import { clusterTargetLabels, ScrapeJob } from '../../cli/src/dev/monitoring.js';
 import { repoRoot } from '../../cli/src/dev/paths.js';
 import { devTenantKey } from '../../cli/src/dev/tenants.js';
-import { devProviderHotKey, devProviderPayout } from '../../cli/src/dev/wallets.js';
+import { devProviderHotKey, devProviderPayout, devRegistryKey, devSettlementAccount } from '../../cli/src/dev/wallets.js';
 import { validComputeJob } from '../fixtures/computejobs.js';
 import { chainRpc, DENOM, keyAddress, testChain } from '../support/chain.js';
 import {
@@ -52,8 +52,8 @@ const EXPECTED_UIDS = ['gpufed-federation', 'gpufed-provider', 'gpufed-renter'];
  */
 const MAY_BE_EMPTY: Record<string, string> = {
   'gpufed-federation/GPUs reserved by provider': 'a reservation lasts only from the placement to the agent’s next report (about a second here), so a scrape may never see it',
-  'gpufed-federation/Settlement failures': 'nothing fails in this run: no failed, alert or error settlement step',
-  'gpufed-provider/Settlement failures': 'nothing fails in this run: no failed, alert or error settlement step',
+  'gpufed-federation/Settlement failures': 'nothing fails in this run: no Settlement refused, failed, expired or superseded',
+  'gpufed-provider/Settlement failures': 'nothing fails in this run: no Settlement refused, failed, expired or superseded',
   'gpufed-renter/Jobs failed': 'no job fails in this run',
 };
 
@@ -194,7 +194,10 @@ beforeAll(async () => {
   writeFileSync(keyFile, toHex(devProviderHotKey(PROVIDER)), { mode: 0o600 });
   await withoutWork(PROVIDER);
   carol = await devTenant();
-  await chain.grantSpend(devTenantKey(carol.namespace), keyAddress(devProviderHotKey(PROVIDER)), { amount: 100_000_000n, denom: DENOM }, [devProviderPayout(PROVIDER)]);
+  // To the provider's 2-of-2 settlement account (its hot key and the registry's), which the registry publishes.
+  await chain.grantSpend(devTenantKey(carol.namespace), devSettlementAccount(PROVIDER), { amount: 100_000_000n, denom: DENOM }, [devProviderPayout(PROVIDER)]);
+  const registryKeyFile = join(testDir(), 'dashboards-registry-cosign.key');
+  writeFileSync(registryKeyFile, toHex(devRegistryKey()), { mode: 0o600 });
 
   const [agentPort, registryPort] = (await freePorts(2)) as [number, number];
   const registry = startOperator('registry', [
@@ -208,6 +211,10 @@ beforeAll(async () => {
     '--provider-lost-timeout=120s',
     `--metrics-addr=127.0.0.1:${registryPort}`,
     `--chain-rpc=${chainRpc()}`,
+    `--chain-id=${CHAIN_ID}`,
+    `--cosign-key-file=${registryKeyFile}`,
+    '--fencing-timeout=60s',
+    '--max-clock-skew=2s',
     '--payment-cover=4s',
     '--settle-wait=60s',
   ]);
@@ -222,6 +229,7 @@ beforeAll(async () => {
     `--metrics-addr=127.0.0.1:${agentPort}`,
     `--prometheus-url=${cluster().prometheusUrl}`,
     `--chain-rpc=${chainRpc()}`,
+    `--chain-id=${CHAIN_ID}`,
     `--gas-price=${CHAIN_MIN_GAS_PRICE}`,
     `--wallet-key-file=${keyFile}`,
     `--payout=${devProviderPayout(PROVIDER)}`,
@@ -275,7 +283,7 @@ describe('the Grafana dashboards', () => {
     // While it runs: what is true only now (pods running, GPUs sold now).
     const during = [...(await runTargets('.*')), ...(await runTargets(PROVIDER))];
     const settled = await jobWhen(running, 'Succeeded and Settled', (j) => j.status?.phase === 'Succeeded' && j.status.conditions?.some((c) => c.type === 'Settled' && c.status === 'True') === true, 90_000);
-    await seen('a committed settlement', 'gpufed_settlement_steps_total{outcome="committed"}');
+    await seen('a committed settlement', 'gpufed_settlements_total{state="Committed"}');
     // The money series, exactly: this agent started with this test and metered and paid this one job;
     // the grant was made with 100000000 in beforeAll and only this job drew on it.
     const paid = parseCoin(settled.status?.paid ?? '0ustake');

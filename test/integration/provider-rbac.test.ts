@@ -52,6 +52,7 @@ function gpuNode(ns: string, name: string) {
 }
 const assignment = (ns: string, name: string) => inNs(sample('assignment-train.yaml'), ns, name);
 const usageRecord = (ns: string, name: string) => inNs(sample('usagerecord-train-1-0001.yaml'), ns, name);
+const settlement = (ns: string, name: string) => inNs(sample('settlement-alice-3.yaml'), ns, name);
 const configMap = (ns: string, name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: ns }, data: { 'log.txt': 'epoch 1 loss 0.5\n' } });
 const secret = (ns: string, name: string) => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: ns }, stringData: { k: 'v' } });
 const pod = (ns: string, name: string) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns }, spec: { containers: [{ name: 'c', image: 'busybox' }] } });
@@ -121,8 +122,10 @@ describe("what a provider's agent may do, in its own namespace and on its own Pr
     ['gpufed.io', 'gpunodes', 'status', ['get', 'update', 'patch']],
     ['gpufed.io', 'assignments', '', ['get', 'list', 'watch']],
     ['gpufed.io', 'assignments', 'status', ['get', 'update', 'patch']],
-    ['gpufed.io', 'usagerecords', '', ['get', 'list', 'watch', 'create', 'update', 'patch']],
-    ['gpufed.io', 'usagerecords', 'status', ['get', 'update', 'patch']],
+    ['gpufed.io', 'usagerecords', '', ['get', 'list', 'watch', 'create']],
+    ['gpufed.io', 'usagerecords', 'status', []],
+    ['gpufed.io', 'settlements', '', ['get', 'list', 'watch', 'create']],
+    ['gpufed.io', 'settlements', 'status', []],
     ['', 'configmaps', '', ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete']],
     ['', 'events', '', ['create', 'patch']],
     ['events.k8s.io', 'events', '', ['create', 'patch']],
@@ -139,7 +142,7 @@ describe("what a provider's agent may do, in its own namespace and on its own Pr
 
   it.each([
     ['its own Provider', A, '', ['get', 'list', 'watch']],
-    ['its own Provider status', A, 'status', ['get', 'update', 'patch']],
+    ['its own Provider status (the registry computes it)', A, 'status', []],
     ["another provider's Provider", B, '', []],
     ["another provider's Provider status", B, 'status', []],
     ['any Provider, unnamed (a plain list or a create)', undefined, '', []],
@@ -172,13 +175,19 @@ describe("what a provider's agent may do, in its own namespace and on its own Pr
     expect(asAdmin.body?.status).toMatchObject({ phase: 'Accepted', observedEpoch: 1 });
   });
 
-  it('creates UsageRecords and writes their settlement status, and cannot delete them', async () => {
+  it("creates UsageRecords and proposes Settlements, but writes neither's status (the registry's verdicts) and deletes neither", async () => {
     const kc = agentOf(A);
     expect((await request(kc, 'POST', gpufed(nsA, 'usagerecords'), usageRecord(nsA, 'a-urec-1'))).status).toBe(201);
-    expect((await request(kc, 'PATCH', gpufed(nsA, 'usagerecords', 'a-urec-1'), { metadata: { labels: { settled: 'no' } } }, MERGE)).status).toBe(200);
-    expect((await request(kc, 'PATCH', gpufed(nsA, 'usagerecords', 'a-urec-1', 'status'), { status: { state: 'Pending' } }, MERGE)).status).toBe(200);
     expect((await request(kc, 'GET', gpufed(nsA, 'usagerecords'))).body?.items).toHaveLength(1);
+    // A record it wrote is a claim: it cannot relabel it, mark it verified or paid, or remove it.
+    expect((await request(kc, 'PATCH', gpufed(nsA, 'usagerecords', 'a-urec-1'), { metadata: { labels: { settled: 'no' } } }, MERGE)).status).toBe(403);
+    const forged = { status: { state: 'Committed', txHash: 'A'.repeat(64), height: 1, conditions: [{ type: 'Verified', status: 'True', reason: 'Verified', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }] } };
+    expect((await request(kc, 'PATCH', gpufed(nsA, 'usagerecords', 'a-urec-1', 'status'), forged, MERGE)).status).toBe(403);
     expect((await request(kc, 'DELETE', gpufed(nsA, 'usagerecords', 'a-urec-1'))).status).toBe(403);
+    expect((await request(kc, 'POST', gpufed(nsA, 'settlements'), settlement(nsA, 'a-stl-1'))).status).toBe(201);
+    expect((await request(kc, 'PATCH', gpufed(nsA, 'settlements', 'a-stl-1', 'status'), { status: { state: 'Committed', txHash: 'A'.repeat(64), signedTx: 'AA==', height: 1 } }, MERGE)).status).toBe(403);
+    expect((await request(kc, 'DELETE', gpufed(nsA, 'settlements', 'a-stl-1'))).status).toBe(403);
+    expect((await request(admin(), 'GET', gpufed(nsA, 'usagerecords', 'a-urec-1'))).body?.status).toBeUndefined();
   });
 
   it('pushes log tails to ConfigMaps, records events and holds a leader-election lease', async () => {
@@ -218,13 +227,16 @@ describe("what a provider's agent may do, in its own namespace and on its own Pr
     expect((await request(kc, 'DELETE', `${leases}/gpufed-agent`)).status).toBe(403);
   });
 
-  it('reads its own Provider and heartbeats in its status', async () => {
+  it('reads its own Provider but cannot write a word of its status: no reputation, heartbeat or capacity of its own making', async () => {
     const kc = agentOf(A);
     expect((await request(kc, 'GET', provider(A))).status).toBe(200);
-    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    const hb = await request(kc, 'PATCH', provider(A, 'status'), { status: { lastHeartbeatTime: now, agentVersion: '0.1.0-test', capacity: [{ model: 'NVIDIA-GeForce-RTX-4090', total: 1, free: 1 }] } }, MERGE);
-    expect(hb.status).toBe(200);
-    expect((await request(admin(), 'GET', provider(A))).body?.status).toMatchObject({ lastHeartbeatTime: now, agentVersion: '0.1.0-test' });
+    const forged = { status: { reputation: { succeeded: 1000001 }, lastHeartbeatTime: '2099-01-01T00:00:00Z', capacity: [{ model: 'NVIDIA-GeForce-RTX-4090', total: 64, free: 64 }], conditions: [] } };
+    for (const [method, type] of [['PATCH', MERGE], ['PUT', 'application/json']] as const) {
+      const r = await request(kc, method, provider(A, 'status'), method === 'PUT' ? { ...(await request(kc, 'GET', provider(A))).body, ...forged } : forged, type);
+      expect({ status: r.status, message: r.body?.message }).toMatchObject({ status: 403, message: expect.stringContaining(`system:serviceaccount:${nsA}:gpufed-agent`) as unknown });
+    }
+    const kept = (await request(admin(), 'GET', provider(A))).body?.status?.reputation as { succeeded?: number } | undefined;
+    expect(kept?.succeeded ?? 0).not.toBe(1000001);
   });
 
   // Kubernetes authorizes a list or watch against resourceNames only when the request names the
@@ -259,6 +271,7 @@ describe("what a provider's agent may not do", () => {
     ['gpufed.io', 'gpunodes'],
     ['gpufed.io', 'assignments'],
     ['gpufed.io', 'usagerecords'],
+    ['gpufed.io', 'settlements'],
     ['', 'configmaps'],
     ['', 'secrets'],
     ['', 'pods'],

@@ -9,10 +9,10 @@ import { pino } from 'pino';
 import { repoRoot } from '../../cli/src/dev/paths.js';
 import { Agent } from '../../operator/src/agent/agent.js';
 import { AssignmentResource, ComputeJobResource, GpuNodeResource, type Assignment, type ComputeJob, type GpuNode } from '../../operator/src/api/index.js';
-import { wantedResource } from '../../operator/src/agent/fit.js';
-import { assignmentEnded } from '../../operator/src/scheduling/reservations.js';
+import { wantedResource } from '../../operator/src/scheduling/fit.js';
+import { assignmentEnded } from '../../operator/src/api/assignments.js';
 import { providerOfNamespace } from '../../operator/src/api/index.js';
-import { JOB_UID_LABEL } from '../../operator/src/registry/job-lifecycle.js';
+import { JobLabel } from '../../operator/src/api/labels.js';
 import { Metrics } from '../../operator/src/telemetry/metrics.js';
 import { validComputeJob } from '../fixtures/computejobs.js';
 import { agentRegistryConfig, eventually, kubeConfig, kubeconfigOf, kubectl, testDir, withoutWork } from '../support/federation.js';
@@ -160,7 +160,7 @@ it(`places each of ${JOBS} jobs exactly once and never over-commits a node, with
   const assignments = ((await custom().listClusterCustomObject(all(AssignmentResource))) as { items: Assignment[] }).items;
   const byJob = new Map<string, Assignment[]>();
   for (const a of assignments) {
-    const uid = a.metadata?.labels?.[JOB_UID_LABEL] ?? '';
+    const uid = a.metadata?.labels?.[JobLabel.JobUid] ?? '';
     byJob.set(uid, [...(byJob.get(uid) ?? []), a]);
   }
   for (const j of done) {

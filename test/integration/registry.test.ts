@@ -8,7 +8,8 @@ import { pino } from 'pino';
 import { Agent } from '../../operator/src/agent/agent.js';
 import { AssignmentResource, ComputeJobResource, type Assignment, type ComputeJob } from '../../operator/src/api/index.js';
 import { Registry } from '../../operator/src/registry/registry.js';
-import { JOB_UID_LABEL, newAssignment } from '../../operator/src/registry/job-lifecycle.js';
+import { newAssignment } from '../../operator/src/registry/jobs/decide.js';
+import { JobLabel } from '../../operator/src/api/labels.js';
 import { Metrics } from '../../operator/src/telemetry/metrics.js';
 import { validComputeJob } from '../fixtures/computejobs.js';
 import { agentRegistryConfig, eventually, kubeConfig, kubectl, withoutWork } from '../support/federation.js';
@@ -76,7 +77,7 @@ const jobPhase = (name: string, want: string, timeoutMs = 60_000, namespace = te
     return j?.status?.phase === want ? j : undefined;
   }, timeoutMs);
 async function assignmentsOf(j: ComputeJob): Promise<Assignment[]> {
-  const list = (await custom().listClusterCustomObject({ group: AssignmentResource.group, version: AssignmentResource.version, plural: AssignmentResource.plural, labelSelector: `${JOB_UID_LABEL}=${j.metadata.uid ?? ''}` })) as { items: Assignment[] };
+  const list = (await custom().listClusterCustomObject({ group: AssignmentResource.group, version: AssignmentResource.version, plural: AssignmentResource.plural, labelSelector: `${JobLabel.JobUid}=${j.metadata.uid ?? ''}` })) as { items: Assignment[] };
   return list.items.sort((a, b) => a.spec.epoch - b.spec.epoch);
 }
 
@@ -316,7 +317,7 @@ describe('registry garbage collection of orphans', () => {
         await gc.collectGarbage();
         return read().then(() => undefined, (e: unknown) => ((e as { code?: number }).code === 404 ? true : undefined));
       }, 30_000);
-      const pods = await kubeConfig('bob').makeApiClient(k8s.CoreV1Api).listPodForAllNamespaces({ labelSelector: `${JOB_UID_LABEL}=${ghost.metadata.uid}` });
+      const pods = await kubeConfig('bob').makeApiClient(k8s.CoreV1Api).listPodForAllNamespaces({ labelSelector: `${JobLabel.JobUid}=${ghost.metadata.uid}` });
       expect(pods.items.filter((p) => p.status?.phase === 'Running')).toEqual([]);
     } finally {
       await gc.stop();

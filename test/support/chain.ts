@@ -27,29 +27,29 @@ export async function testChain(): Promise<Chain> {
   return Chain.connect({ rpcUrl: chainRpc(), gasPrice: CHAIN_MIN_GAS_PRICE });
 }
 
-export async function balance(chain: Chain, address: string): Promise<bigint> {
-  return (await chain.balances(address)).get(DENOM) ?? 0n;
+export async function balance(chain: Chain, address: string, denom = DENOM): Promise<bigint> {
+  return (await chain.balances(address)).get(denom) ?? 0n;
 }
 
-/** Sends `amount` from `key`'s account to `to` (e.g. to drain a renter, or from the faucet). */
-export async function send(chain: Chain, key: Uint8Array, to: string, amount: bigint): Promise<void> {
-  const from = keyAddress(key);
-  await chain.submit(key, [{ typeUrl: MSG_SEND_TYPE_URL, value: MsgSend.fromPartial({ fromAddress: from, toAddress: to, amount: [{ denom: DENOM, amount: amount.toString() }] }) }], 'gpufed test transfer');
+/** Sends `amount` from `key`'s account to `to` (e.g. to drain a renter, or from the faucet), in the chain's address prefix and `denom`. */
+export async function send(chain: Chain, key: Uint8Array, to: string, amount: bigint, denom = DENOM): Promise<void> {
+  const from = keyAddress(key, chain.prefix);
+  await chain.submit(key, [{ typeUrl: MSG_SEND_TYPE_URL, value: MsgSend.fromPartial({ fromAddress: from, toAddress: to, amount: [{ denom, amount: amount.toString() }] }) }], 'gpufed test transfer');
 }
 
 export interface FundedTenant extends TestTenant {
   key: Uint8Array;
 }
 
-/** A new renter: its own key and namespace, a verified Tenant, the renter kubeconfig, and `coins` from the faucet. */
-export async function fundedTenant(chain: Chain, prefix: string, coins: bigint): Promise<FundedTenant> {
+/** A new renter: its own key and namespace, a verified Tenant, the renter kubeconfig, and `coins` (of the chain's `denom`) from the faucet. */
+export async function fundedTenant(chain: Chain, prefix: string, coins: bigint, on: { denom: string } = { denom: DENOM }): Promise<FundedTenant> {
   const key = new Uint8Array(randomBytes(32));
   const namespace = `${prefix}-${Date.now().toString(36)}`;
-  const { address, proof } = signTenantProof(key, namespace);
+  const { address, proof } = signTenantProof(key, namespace, chain.prefix);
   const done = await onboardTenant(new Kube(kubeConfig('registry'), 'gpufed-cli'), { name: namespace, namespace, address, proof });
   const kc = new k8s.KubeConfig();
   kc.loadFromString(done.kubeconfig);
-  if (coins > 0n) await send(chain, devFaucetKey(), address, coins);
+  if (coins > 0n) await send(chain, devFaucetKey(), address, coins, on.denom);
   const custom = kubeConfig('registry').makeApiClient(k8s.CustomObjectsApi);
   await eventually(`tenant ${namespace} verified`, async () => {
     const t = (await custom.getClusterCustomObject({ group: 'gpufed.io', version: 'v1alpha1', plural: 'tenants', name: namespace })) as { status?: { verifiedAddress?: string } };

@@ -7,7 +7,7 @@
 // dcgm-exporter.ts watches Nodes and Pods and calls these.
 import { createHash } from 'node:crypto';
 import type { V1Container, V1Node, V1Pod } from '@kubernetes/client-node';
-import { GPU_RESOURCE, MEMORY_LABEL, MIG_RESOURCE_PREFIX, PRODUCT_LABEL, SHARED_GPU_RESOURCE } from '../../operator/src/agent/gpunode.js';
+import { GPU_RESOURCE, MEMORY_LABEL, MIG_RESOURCE_PREFIX, PRODUCT_LABEL, SHARED_GPU_RESOURCE } from '../../operator/src/api/gpus.js';
 import { SIM_ANNOTATION_PREFIX } from '../../operator/src/api/names.js';
 
 /** A job pod's simulated GPU utilisation in percent (0–100); copied from the ComputeJob like the other sim annotations. */

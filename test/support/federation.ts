@@ -83,12 +83,12 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
  * add-provider` does (idempotent) and returns the scoped kubeconfig, so tests run agents with
  * exactly the permissions a real home gets.
  */
-export async function agentRegistryConfig(provider: string, prices: { model: string; pricePerGpuHour: string }[]): Promise<k8s.KubeConfig> {
+export async function agentRegistryConfig(provider: string, prices: { model: string; pricePerGpuHour: string }[], prefix = 'cosmos'): Promise<k8s.KubeConfig> {
   const { onboardProvider } = await import('../../operator/src/onboarding/apply.js');
   const { Kube } = await import('../../operator/src/kube/client.js');
   const { devProviderHotKey, devProviderPayout } = await import('../../cli/src/dev/wallets.js');
   const { keyAddress } = await import('../../operator/src/settlement/keys.js');
-  const done = await onboardProvider(new Kube(kubeConfig('registry'), 'gpufed-cli'), { name: provider, wallet: keyAddress(devProviderHotKey(provider)), payout: devProviderPayout(provider), region: 'home', prices });
+  const done = await onboardProvider(new Kube(kubeConfig('registry'), 'gpufed-cli'), { name: provider, wallet: keyAddress(devProviderHotKey(provider), prefix), payout: devProviderPayout(provider, prefix), region: 'home', prices });
   const kc = new k8s.KubeConfig();
   kc.loadFromString(done.kubeconfig);
   return kc;

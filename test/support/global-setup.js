@@ -11,6 +11,7 @@ export default async function globalSetup() {
   const log = (line) => process.stderr.write(`[federation ${((Date.now() - start) / 1000).toFixed(1)}s] ${line}\n`);
   process.stderr.write(`\nStarting the test federation in ${dir}\n`);
   // No dev agents: the integration tests run their own agents in-process, with options they choose.
-  const state = await up({ dir, log, timeoutMs: 300_000, agents: false });
+  // And a second chain profile (the `akash` address prefix, `uakt`) for the settlement tests.
+  const state = await up({ dir, log, timeoutMs: 300_000, agents: false, extraChains: ['akash'] });
   process.stderr.write(`Test federation ready in ${(state.timings.total / 1000).toFixed(1)}s\n`);
 }

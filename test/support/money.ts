@@ -1,0 +1,159 @@
+// What the money tests share: jobs a renter submits, the records and Settlements they produce, the
+// books of a settled job, and a "world" per chain profile (the providers onboarded with that
+// profile's wallets, a registry co-signing on it, a funded renter granting both providers' settlement
+// accounts, and the agent processes it starts).
+import * as k8s from '@kubernetes/client-node';
+import { ComputeJobResource, SettlementResource, type ComputeJob, type Settlement, type UsageRecord } from '../../operator/src/api/index.js';
+import type { Registry } from '../../operator/src/registry/registry.js';
+import type { Chain } from '../../operator/src/settlement/chain.js';
+import { devProviderHotKey, devProviderPayout, devSettlementAccount } from '../../cli/src/dev/wallets.js';
+import { keyAddress } from '../../operator/src/settlement/keys.js';
+import { validComputeJob } from '../fixtures/computejobs.js';
+import { fundedTenant, type FundedTenant } from './chain.js';
+import type { ChainProfile } from './profiles.js';
+import { eventually, kubeConfig, kubectl, withoutWork } from './federation.js';
+import { agentFiles, settlingRegistry, startAgent, stopAgent, type AgentProcess } from './operators.js';
+import type { RegistryOptions } from '../../operator/src/registry/registry.js';
+
+export const RTX4090 = 'NVIDIA-GeForce-RTX-4090';
+export const RTX3090 = 'NVIDIA-GeForce-RTX-3090';
+export const A6000 = 'NVIDIA-RTX-A6000';
+export const custom = () => kubeConfig('registry').makeApiClient(k8s.CustomObjectsApi);
+const jobRef = { group: ComputeJobResource.group, version: ComputeJobResource.version, plural: ComputeJobResource.plural };
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------------------------------------------
+// Jobs, records, money
+
+let seq = 0;
+export function job(model: string, denom: string, opts: { count?: number; duration: string; max?: string }): ComputeJob {
+  const j = validComputeJob(`pay-${Date.now().toString(36)}-${seq++}`, 'placeholder');
+  j.metadata.annotations = { 'sim.gpufed.io/duration': opts.duration };
+  j.spec = { ...j.spec, resources: { gpu: { count: opts.count ?? 1, models: [model] }, cpu: '1', memory: '1Gi' }, maxPricePerGpuHour: opts.max ?? `2000000${denom}`, retries: 0 };
+  delete j.spec.placement;
+  return j;
+}
+
+export async function submit(t: FundedTenant, j: ComputeJob): Promise<string> {
+  j.metadata.namespace = t.namespace;
+  await t.kc.makeApiClient(k8s.CustomObjectsApi).createNamespacedCustomObject({ ...jobRef, namespace: t.namespace, body: j });
+  return j.metadata.name ?? '';
+}
+
+export async function getJob(t: FundedTenant, name: string): Promise<ComputeJob> {
+  return (await custom().getNamespacedCustomObject({ ...jobRef, namespace: t.namespace, name })) as ComputeJob;
+}
+
+export const condition = (j: ComputeJob, type: string) => j.status?.conditions?.find((c) => c.type === type);
+
+export function jobWhen(t: FundedTenant, name: string, what: string, ok: (j: ComputeJob) => boolean, timeoutMs = 90_000): Promise<ComputeJob> {
+  return eventually(`job ${name} ${what}`, async () => {
+    const j = await getJob(t, name);
+    return ok(j) ? j : undefined;
+  }, timeoutMs, 500);
+}
+export const settled = (t: FundedTenant, name: string, timeoutMs?: number) => jobWhen(t, name, 'Settled', (j) => condition(j, 'Settled')?.status === 'True', timeoutMs);
+
+export async function recordsOf(j: ComputeJob): Promise<UsageRecord[]> {
+  const list = (await custom().listClusterCustomObject({ group: 'gpufed.io', version: 'v1alpha1', plural: 'usagerecords', labelSelector: `gpufed.io/job-uid=${j.metadata.uid ?? ''}` })) as { items: UsageRecord[] };
+  return list.items.sort((a, b) => a.spec.period.end.localeCompare(b.spec.period.end));
+}
+
+export async function settlementsOf(provider: string): Promise<Settlement[]> {
+  const list = (await custom().listNamespacedCustomObject({ group: SettlementResource.group, version: SettlementResource.version, plural: SettlementResource.plural, namespace: `gpufed-provider-${provider}` })) as { items: Settlement[] };
+  return list.items;
+}
+
+export const amountOf = (r: UsageRecord) => BigInt(r.spec.amount.replace(/[a-z]+$/, ''));
+export const sum = (rs: UsageRecord[]) => rs.reduce((s, r) => s + amountOf(r), 0n);
+
+/** The pod's run time in ms from the provider cluster's API: what the renter must pay for, exactly. */
+export async function podRunMs(provider: string, j: ComputeJob): Promise<number> {
+  const pods = await kubeConfig(provider).makeApiClient(k8s.CoreV1Api).listPodForAllNamespaces({ labelSelector: `gpufed.io/job-uid=${j.metadata.uid ?? ''}` });
+  const t = pods.items[0]?.status?.containerStatuses?.[0]?.state?.terminated;
+  if (!t?.startedAt || !t.finishedAt) throw new Error(`The pod of ${j.metadata.name} has not finished`);
+  return t.finishedAt.getTime() - t.startedAt.getTime();
+}
+
+/** Checks the books of a settled job: records chain without gaps, each verified and paid (or nothing due), the sum floor(price × GPU-ms / 3.6e6). */
+export function expectBooks(records: UsageRecord[], price: bigint, gpuMs: number): void {
+  expect(records.length).toBeGreaterThan(0);
+  for (let i = 1; i < records.length; i++) expect(records[i]?.spec.period.start).toBe(records[i - 1]?.spec.period.end);
+  expect(records.at(-1)?.spec).toMatchObject({ final: true, gpuMilliseconds: { cumulative: gpuMs } });
+  expect(sum(records)).toBe((price * BigInt(gpuMs)) / 3_600_000n);
+  for (const r of records) {
+    expect(r.status?.conditions?.find((c) => c.type === 'Verified')).toMatchObject({ status: 'True', reason: 'Verified' });
+    expect(['Committed', 'NothingDue']).toContain(r.status?.state);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// One chain profile: its providers' wallets, a renter, a registry co-signing on it
+
+export interface World {
+  profile: ChainProfile;
+  chain: Chain;
+  registry: Registry;
+  renter: FundedTenant;
+  files: Map<string, { kubeconfig: string; keyFile: string }>;
+  agents: Map<string, AgentProcess>;
+  price: (model: string) => bigint;
+}
+
+/** The world of one profile, with the agents of `o.agents` started (as they normally run). */
+export async function setUp(profile: ChainProfile, o: { registry?: Partial<RegistryOptions>; agents?: string[] } = {}): Promise<World> {
+  const chain = await profile.connect();
+  const files = new Map<string, { kubeconfig: string; keyFile: string }>();
+  for (const p of ['alice', 'bob']) files.set(p, await agentFiles(p, profile.prices(p), profile.prefix));
+  await Promise.all([withoutWork('alice'), withoutWork('bob')]);
+  const registry = await settlingRegistry(`settlement-test-${profile.name}`, chain, o.registry);
+  const renter = await fundedTenant(chain, `pay-${profile.name}`, 2_000_000_000n, profile);
+  for (const p of ['alice', 'bob']) await chain.grantSpend(renter.key, devSettlementAccount(p, profile.prefix), { amount: 100_000_000n, denom: profile.denom }, [devProviderPayout(p, profile.prefix)]);
+  const prices = new Map(['alice', 'bob'].flatMap((p) => profile.prices(p)).map((x) => [x.model, BigInt(x.pricePerGpuHour.replace(/[a-z]+$/, ''))]));
+  const w: World = { profile, chain, registry, renter, files, agents: new Map(), price: (m) => prices.get(m) ?? 0n };
+  for (const p of o.agents ?? []) agent(w, p);
+  return w;
+}
+
+export function agent(w: World, provider: string, env: Record<string, string> = {}, key = provider, extra: string[] = []): AgentProcess {
+  const f = w.files.get(provider);
+  if (!f) throw new Error(`No files for ${provider}`);
+  const a = startAgent({ provider, kubeconfig: f.kubeconfig, keyFile: f.keyFile, chain: w.profile.target(), env, extra });
+  w.agents.set(key, a);
+  return a;
+}
+
+export async function tearDown(w: World | undefined): Promise<void> {
+  if (!w) return;
+  await kubectl('registry', ['delete', 'computejobs', '--all', '-n', w.renter.namespace, '--wait=false']);
+  for (const a of w.agents.values()) await stopAgent(a);
+  await w.registry.stop();
+  await kubectl('registry', ['patch', 'lease', 'gpufed-registry', '-n', 'gpufed-system', '--type=merge', '-p', '{"spec":{"holderIdentity":""}}']);
+  w.chain.disconnect();
+}
+
+
+/** What an agent does before its first proposal, done here for tests that must not wait on it: the provider's settlement account pays its fees from the hot key. */
+export async function ensureFeeAllowance(w: World, provider: string): Promise<void> {
+  const hot = devProviderHotKey(provider);
+  const account = devSettlementAccount(provider, w.profile.prefix);
+  if (!(await w.chain.hasFeeAllowance(keyAddress(hot, w.profile.prefix), account))) await w.chain.grantFeeAllowance(hot, account);
+}
+
+/**
+ * Empties the node's mempool (and its cache of seen transactions) as fast as it answers, until
+ * stopped: every transaction sent meanwhile is dropped, as a restarted or overloaded node drops
+ * it. Through CometBFT's unsafe RPC, which the dev chains enable on loopback (cli/src/dev/chain.ts).
+ */
+export function flushingMempool(rpcUrl: string): { stop: () => Promise<void> } {
+  let on = true;
+  const loop = (async () => {
+    while (on) await fetch(`${rpcUrl.replace(/\/$/, '')}/unsafe_flush_mempool`).then((r) => r.text());
+  })();
+  return {
+    stop: async () => {
+      on = false;
+      await loop;
+    },
+  };
+}
