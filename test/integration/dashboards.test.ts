@@ -280,6 +280,9 @@ describe('the Grafana dashboards', () => {
     await jobWhen(waiting, 'unschedulable', (j) => j.status?.conditions?.some((c) => c.type === 'Scheduled' && c.status === 'False') === true);
     await seen('the job pod using its GPU (81 %, as the job asks)', `DCGM_FI_DEV_GPU_UTIL{cluster="${PROVIDER}"} == 81`);
     await seen('the unschedulable job', 'gpufed_unschedulable_jobs > 0');
+    // The exporter and kube-state-metrics are scraped independently: the exporter's 81 % says nothing
+    // about whether kube-state-metrics' last scrape already saw the pod Running.
+    await seen('the job pod Running in kube-state-metrics', `(kube_pod_status_phase{cluster="${PROVIDER}", phase="Running"} == 1) * on (namespace, pod, uid) group_left () kube_pod_labels{cluster="${PROVIDER}", label_app_kubernetes_io_managed_by="gpufed-agent"}`);
     // While it runs: what is true only now (pods running, GPUs sold now).
     const during = [...(await runTargets('.*')), ...(await runTargets(PROVIDER))];
     const settled = await jobWhen(running, 'Succeeded and Settled', (j) => j.status?.phase === 'Succeeded' && j.status.conditions?.some((c) => c.type === 'Settled' && c.status === 'True') === true, 90_000);
