@@ -5,7 +5,12 @@ import { join } from 'node:path';
 // The integration federation's directory, decided once here so globalSetup, the tests (workers
 // inherit the environment) and globalTeardown agree. Not .gpufed/dev: a developer's demo stays up.
 process.env.GPUFED_TEST_DIR ??= join(import.meta.dirname, '.gpufed', 'test');
+// Only the source folders: the runtime folders (.gpufed/ with etcd's member/snap/*.snap, dist/,
+// the caches) are no business of Jest's, and a stray .snap there fails a green run as an
+// "obsolete snapshot" (test/unit/jest-roots.test.ts).
+const roots = ['operator', 'cli', 'tools', 'test'].map((d) => `<rootDir>/${d}`);
 const common = {
+  roots,
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }] },
