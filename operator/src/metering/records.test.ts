@@ -6,12 +6,12 @@ const T0 = Date.parse('2026-11-21T12:00:00Z');
 const PAYER = 'cosmos1hgaht9uh5ng8aqvq75ft9ct44vc2unh2tqx662';
 const PAYEE = 'cosmos1tlw2rnzhrexvp0rtwvtrq9527x6wpcmvcl5sk0';
 
-function assignment(name: string, opts: { uid?: string; price?: string; ended?: number; phase?: string } = {}): Assignment {
+function assignment(name: string, opts: { uid?: string; price?: string; ended?: number; phase?: string; gpus?: number } = {}): Assignment {
   return {
     apiVersion: 'gpufed.io/v1alpha1',
     kind: 'Assignment',
     metadata: { name, namespace: 'gpufed-provider-alice', uid: opts.uid ?? `uid-${name}`, creationTimestamp: new Date(T0 - 10_000) },
-    spec: { jobRef: { namespace: 'carol', name: 'train', uid: '3f1c9a52-7b0e-4d6a-9c21-5e8f0b7d4a13' }, epoch: 1, image: 'x', resources: { gpu: { count: 1, models: ['M'] } }, model: 'M', pricePerGpuHour: opts.price ?? '1200000ustake', maxDurationSeconds: 3600, payer: PAYER },
+    spec: { jobRef: { namespace: 'carol', name: 'train', uid: '3f1c9a52-7b0e-4d6a-9c21-5e8f0b7d4a13' }, epoch: 1, image: 'x', resources: { gpu: { count: opts.gpus ?? 1, models: ['M'] } }, model: 'M', pricePerGpuHour: opts.price ?? '1200000ustake', maxDurationSeconds: 3600, payer: PAYER },
     status: { observedEpoch: 1, phase: (opts.phase ?? (opts.ended ? 'Succeeded' : 'Running')) as 'Running', startTime: new Date(T0).toISOString(), ...(opts.ended ? { completionTime: new Date(opts.ended).toISOString() } : {}) },
   };
 }
@@ -57,7 +57,7 @@ describe('planUsageRecords', () => {
   });
 
   it('marks the last record of an ended Assignment final and bills exactly to the container end', () => {
-    const a = assignment('carol-train-1', { ended: T0 + 61_000 });
+    const a = assignment('carol-train-1', { ended: T0 + 61_000, gpus: 2 });
     const [r] = planUsageRecords({ assignments: [a], records: [], pods: [pod(a, { startedMs: T0, completedMs: T0 + 61_000, lastRunningMs: T0 + 60_000, gpus: 2 })], windowEndMs: T0 + 300_000, payee: PAYEE });
     expect(r?.spec).toMatchObject({ final: true, gpuMilliseconds: { cumulative: 122_000, delta: 122_000 }, amount: '40666ustake' });
   });

@@ -79,7 +79,7 @@ function planOne(a: Assignment, last: UsageRecord | undefined, input: PlanRecord
   // Never billed past the moment the Assignment ended (e.g. withdrawn while its pod still ran), nor
   // past the end of the run window the registry set (it would dispute the record).
   const cap = [ended, billableUntil(a)].filter((x): x is number => x !== undefined).reduce((m, x) => Math.min(m, x), Number.POSITIVE_INFINITY);
-  const cumulative = Math.max(prevCumulative, assignmentGpuMs(pods, uid, input.windowEndMs, cap));
+  const cumulative = Math.max(prevCumulative, assignmentGpuMs(pods, uid, a.spec.resources.gpu.count, input.windowEndMs, cap));
   const startMs = chainStart(last, pods);
   if (!Number.isFinite(startMs) || startMs >= input.windowEndMs) return undefined; // never ran: nothing to bill
   const price = parseCoin(a.spec.pricePerGpuHour);

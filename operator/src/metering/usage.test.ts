@@ -44,7 +44,19 @@ describe('podGpuMs', () => {
 
   it('adds up every pod of one Assignment and leaves other Assignments out', () => {
     const pods = [pod({ podUid: 'x', startedMs: T0, completedMs: T0 + 10_000 }), pod({ podUid: 'y', startedMs: T0 + 20_000, completedMs: T0 + 25_000, gpus: 2 }), pod({ podUid: 'z', assignmentUid: 'other', startedMs: T0, completedMs: T0 + 99_000 })];
-    expect(assignmentGpuMs(pods, 'a1', T0 + 60_000)).toBe(20_000);
+    expect(assignmentGpuMs(pods, 'a1', 2, T0 + 60_000)).toBe(20_000);
+  });
+
+  it('never bills more than the assigned GPUs: a pod counted with more, or two copies at once, is billed once', () => {
+    // kube-state-metrics scraped twice (two series of the same limit) sums to 2 for a 1-GPU job.
+    expect(assignmentGpuMs([pod({ startedMs: T0, completedMs: T0 + 4_000, gpus: 2 })], 'a1', 1, T0 + 60_000)).toBe(4_000);
+    // A second pod of the same Assignment overlapping the first for 3 s: the wall time they cover, once.
+    const both = [pod({ podUid: 'x', startedMs: T0, completedMs: T0 + 4_000 }), pod({ podUid: 'y', startedMs: T0 + 1_000, completedMs: T0 + 6_000 })];
+    expect(assignmentGpuMs(both, 'a1', 1, T0 + 60_000)).toBe(6_000);
+    // Re-created one after the other, the runs add up; with 2 GPUs assigned, each at its own count.
+    const apart = [pod({ podUid: 'x', startedMs: T0, completedMs: T0 + 4_000, gpus: 2 }), pod({ podUid: 'y', startedMs: T0 + 10_000, completedMs: T0 + 13_000, gpus: 2 })];
+    expect(assignmentGpuMs(apart, 'a1', 2, T0 + 60_000)).toBe(14_000);
+    expect(assignmentGpuMs(apart, 'a1', 2, T0 + 11_000)).toBe(10_000);
   });
 });
 

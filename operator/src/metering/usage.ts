@@ -74,21 +74,46 @@ export function podUsages(a: MeterAnswers): PodUsage[] {
   return [...byUid.values()].sort((x, y) => x.podUid.localeCompare(y.podUid));
 }
 
-/**
- * GPU-milliseconds a pod used up to `atMs` (and never past `capMs`, e.g. when its Assignment was
- * withdrawn): its GPU units times the time from its container's start to its end or last sighting.
- */
-export function podGpuMs(p: PodUsage, atMs: number, capMs = Number.POSITIVE_INFINITY): number {
-  if (p.startedMs === undefined || p.gpus === 0) return 0;
+/** The time a pod ran up to `atMs` (and never past `capMs`): from its container's start to its end or last sighting. */
+function podInterval(p: PodUsage, atMs: number, capMs: number): [number, number] | undefined {
+  if (p.startedMs === undefined) return undefined;
   const seenUntil = p.completedMs ?? p.lastRunningMs;
-  if (seenUntil === undefined) return 0;
+  if (seenUntil === undefined) return undefined;
   const end = Math.min(seenUntil, atMs, capMs);
-  return Math.max(0, end - p.startedMs) * p.gpus;
+  return end > p.startedMs ? [p.startedMs, end] : undefined;
 }
 
-/** An Assignment's GPU-milliseconds up to `atMs` over all its pods (a pod re-created for the same Assignment adds up). */
-export function assignmentGpuMs(pods: readonly PodUsage[], assignmentUid: string, atMs: number, capMs?: number): number {
-  return pods.filter((p) => p.assignmentUid === assignmentUid).reduce((sum, p) => sum + podGpuMs(p, atMs, capMs), 0);
+/**
+ * GPU-milliseconds a pod used up to `atMs` (and never past `capMs`, e.g. when its Assignment was
+ * withdrawn): its GPU units, never more than the `units` it was assigned, times its run time.
+ */
+export function podGpuMs(p: PodUsage, atMs: number, capMs = Number.POSITIVE_INFINITY, units = Number.POSITIVE_INFINITY): number {
+  const run = podInterval(p, atMs, capMs);
+  return run ? (run[1] - run[0]) * Math.min(p.gpus, units) : 0;
+}
+
+/** How long at least one of the intervals covers. */
+function coveredMs(intervals: [number, number][]): number {
+  let total = 0;
+  let reach = Number.NEGATIVE_INFINITY;
+  for (const [start, end] of [...intervals].sort((x, y) => x[0] - y[0])) {
+    if (end <= reach) continue;
+    total += end - Math.max(start, reach);
+    reach = end;
+  }
+  return total;
+}
+
+/**
+ * An Assignment's GPU-milliseconds up to `atMs` over all its pods: a pod re-created for the same
+ * Assignment adds up, but never beyond its `units` GPUs for the wall time its pods covered, so a
+ * second copy running alongside, or a GPU counted twice (duplicate series), is not billed.
+ */
+export function assignmentGpuMs(pods: readonly PodUsage[], assignmentUid: string, units: number, atMs: number, capMs = Number.POSITIVE_INFINITY): number {
+  const mine = pods.filter((p) => p.assignmentUid === assignmentUid);
+  const sum = mine.reduce((total, p) => total + podGpuMs(p, atMs, capMs, units), 0);
+  const runs = mine.map((p) => podInterval(p, atMs, capMs)).filter((r): r is [number, number] => r !== undefined);
+  return Math.min(sum, units * coveredMs(runs));
 }
 
 const MS_PER_HOUR = 3_600_000n;
