@@ -191,31 +191,47 @@ it('pays nothing for a transaction that fails in its block (the grant too small 
 });
 
 it('sends again a transaction the node dropped from its mempool, and it commits once', async () => {
-  const before = await balance(w.chain, payout, profile.denom);
   agent(w, PROVIDER, NO_PROPOSE);
-  const name = await submit(w.renter, job(RTX4090, profile.denom, { duration: '5s' }));
-  const { records } = await meteredRecords(w.renter, name);
-  // Empty the node's mempool for 4 s after the registry first got the transaction into it: every
-  // send of it meanwhile is dropped.
-  const flushing = flushingMempool(profile.rpcUrl);
-  const s = await (async () => {
-    try {
-      const proposed = await propose(records.filter((r) => parseCoin(r.spec.amount).amount > 0n), { timeoutBlocks: 60 });
-      await settlementWhen(proposed, 'in the mempool', (x) => broadcast(x)?.reason === 'InMempool');
-      await new Promise((r) => setTimeout(r, 4000));
-      return proposed;
-    } finally {
-      await flushing.stop();
+  // Flushing races the node's block proposals (every 0.5 s): a send that lands between two flushes
+  // and right before a proposal is committed before it can be dropped. Such an attempt shows nothing
+  // about dropped transactions (it is paid, and its books are checked below); try again with a new job.
+  const paidEarly: string[] = [];
+  for (let attempt = 1; ; attempt++) {
+    const before = await balance(w.chain, payout, profile.denom);
+    const name = await submit(w.renter, job(RTX4090, profile.denom, { duration: '5s' }));
+    const { records } = await meteredRecords(w.renter, name);
+    // Empty the node's mempool for 4 s after the registry first got the transaction into it: every
+    // send of it meanwhile is dropped.
+    const flushing = flushingMempool(profile.rpcUrl);
+    const s = await (async () => {
+      try {
+        const proposed = await propose(records.filter((r) => parseCoin(r.spec.amount).amount > 0n), { timeoutBlocks: 60 });
+        await settlementWhen(proposed, 'in the mempool', (x) => broadcast(x)?.reason === 'InMempool');
+        await new Promise((r) => setTimeout(r, 4000));
+        return proposed;
+      } finally {
+        await flushing.stop();
+      }
+    })();
+    const stoppedAt = await w.chain.height();
+    const dropped = await settlement(s);
+    if (dropped.status?.state !== 'Cosigned' && attempt < 3) {
+      expect(dropped.status?.state).toBe('Committed');
+      paidEarly.push(name);
+      continue;
     }
-  })();
-  const stoppedAt = await w.chain.height();
-  const dropped = await settlement(s);
-  // Evicted: in no block so far and not in the mempool, though the node once took it.
-  expect(dropped.status?.state).toBe('Cosigned');
-  expect(await w.chain.scanBlocks(dropped.status?.txHash ?? '', dropped.status?.cosignedHeight ?? 1, stoppedAt)).toBeUndefined();
-  // The registry sends it again (every 2 s here) until it is in a block or past its timeout height.
-  const paid = await settlementWhen(s, 'Committed', (x) => x.status?.state === 'Committed', 60_000);
-  expect(paid.status?.height).toBeGreaterThan(stoppedAt);
-  expect(paid.status?.txHash).toBe(dropped.status?.txHash);
-  await paysOnceNormally(w.renter, name, before);
-});
+    // Evicted: in no block so far and not in the mempool, though the node once took it.
+    expect(dropped.status?.state).toBe('Cosigned');
+    expect(await w.chain.scanBlocks(dropped.status?.txHash ?? '', dropped.status?.cosignedHeight ?? 1, stoppedAt)).toBeUndefined();
+    // The registry sends it again (every 2 s here) until it is in a block or past its timeout height.
+    const paid = await settlementWhen(s, 'Committed', (x) => x.status?.state === 'Committed', 60_000);
+    expect(paid.status?.height).toBeGreaterThan(stoppedAt);
+    expect(paid.status?.txHash).toBe(dropped.status?.txHash);
+    await paysOnceNormally(w.renter, name, before);
+    break;
+  }
+  for (const name of paidEarly) {
+    const done = await settled(w.renter, name);
+    expectBooks(await recordsOf(done), w.price(RTX4090), await podRunMs(PROVIDER, done));
+  }
+}, 300_000);
