@@ -1,9 +1,11 @@
-// What one settlement transaction costs on the chain: a provider's hot key sends ONE x/authz MsgExec
-// wrapping k MsgSends (one per renter, each under that renter's SendAuthorization) to its payout
-// address, as the settler does. Starts a fresh one-validator wasmd chain in a temp dir (genesis funds
-// the renters, the hot key and the payout address), has every renter grant the hot key, then signs
-// and sends MsgExecs of 1…50 sends and records gas used (the block's), gas wanted (the signed
-// limit), tx bytes and fee. Also probes how many sends one MsgExec may carry (51, 98, 99, 100).
+// What one settlement transaction costs on the chain: the provider's 2-of-2 settlement account (its
+// hot key and the registry's key) sends ONE x/authz MsgExec wrapping k MsgSends (one per renter,
+// each under that renter's SendAuthorization) to the payout address, its fee paid by the hot key
+// through an x/feegrant allowance, both members signing, as the agent proposes and the registry
+// co-signs. Starts a fresh one-validator wasmd chain in a temp dir (genesis funds the renters, the
+// hot key and the payout address), has every renter grant the settlement account, then sends
+// MsgExecs of 1…50 sends and records gas used (the block's), gas wanted (the signed limit), tx bytes
+// and fee. Also probes how many sends one MsgExec may carry (51, 98, 99, 100).
 // Usage: node dist/bench/settlement-gas.js [renters=50] [runs=3]
 // Prints Markdown tables for bench/RESULTS.md. Numbers are measurements, never test assertions.
 import { randomBytes } from 'node:crypto';
@@ -11,14 +13,18 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EncodeObject } from '@cosmjs/proto-signing';
-import { calculateFee, GasPrice, type StdFee } from '@cosmjs/stargate';
+import type { StdFee } from '@cosmjs/stargate';
 import { CHAIN_BINARY, CHAIN_DENOM, CHAIN_MIN_GAS_PRICE, chainComponent, initChain, portsNeededForChain, waitForChainBlock } from '../cli/src/dev/chain.js';
 import { freePorts } from '../cli/src/dev/federation.js';
 import { binDir } from '../cli/src/dev/paths.js';
 import { isAlive, startDetached, stopProcess } from '../cli/src/dev/process.js';
+import { toBase64 } from '@cosmjs/encoding';
+import { MsgExec } from 'cosmjs-types/cosmos/authz/v1beta1/tx';
 import { batchMemo, MAX_MESSAGES } from '../operator/src/settlement/batch.js';
-import { Chain, execMessage, gasLimitFor, grantMessage, type ExecSend } from '../operator/src/settlement/chain.js';
+import { Chain, execMessage, gasLimitFor, grantMessage, txHash, type ExecSend } from '../operator/src/settlement/chain.js';
 import { keyAddress } from '../operator/src/settlement/keys.js';
+import { assembleTx, buildTx, publicKeyOf, settlementAccount, signDocDigest, signMember, simulationTx, type SettlementAccount } from '../operator/src/settlement/multisig.js';
+import { FEE_GRANT_GAS, feeAmount as feeFor } from '../operator/src/settlement/settler.js';
 
 const SIZES = [1, 2, 5, 10, 25, 50];
 const PROBES = [51, 98, 99, 100];
@@ -37,6 +43,9 @@ interface Bench {
   chain: Chain;
   rpcUrl: string;
   hot: Key;
+  /** The registry's co-signing key: the other half of the settlement account. */
+  registry: Key;
+  account: SettlementAccount;
   payout: string;
   renters: Key[];
 }
@@ -106,10 +115,10 @@ async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>
   return out;
 }
 
-/** Every renter grants the hot key a SendAuthorization limited to the payout address; each signs its own tx. */
+/** Every renter grants the settlement account a SendAuthorization limited to the payout address; each signs its own tx. */
 async function grantAll(b: Bench): Promise<Measured[]> {
   return pool(b.renters, GRANT_CONCURRENCY, async (r) => {
-    const msgs = [grantMessage(r.address, b.hot.address, { amount: GRANT_LIMIT, denom: CHAIN_DENOM }, [b.payout])];
+    const msgs = [grantMessage(r.address, b.account.address, { amount: GRANT_LIMIT, denom: CHAIN_DENOM }, [b.payout])];
     const memo = 'gpufed budget grant';
     const a = await signSendWait(b.chain, r, msgs, memo, await b.chain.estimateFee(r.key, msgs, memo));
     if (a.kind !== 'ok') throw new Error(`Grant from ${r.address} failed at ${a.stage}: ${a.message}`);
@@ -124,11 +133,33 @@ function sendsFrom(b: Bench, count: number, offset: number): ExecSend[] {
 /** A memo shaped like the settler's (`gpufed/v1/<provider>/<sha256 hex>`), so the byte counts match. */
 const newMemo = () => batchMemo('alice', Buffer.from(randomBytes(32)).toString('hex'));
 
-/** One settlement transaction as the settler makes it: estimateFee → sign → broadcast → findTx. */
-async function settle(b: Bench, sends: ExecSend[]): Promise<Attempt> {
-  const msgs = [execMessage(b.hot.address, sends)];
+/**
+ * One settlement transaction as the agent proposes it and the registry co-signs it: built at the
+ * account's sequence, its gas simulated (or `gasLimit` when given), both members' DIRECT signatures
+ * assembled, broadcast, found in a block.
+ */
+async function settle(b: Bench, sends: ExecSend[], gasLimit?: number): Promise<Attempt> {
+  const onChain = await b.chain.account(b.account.address);
+  if (!onChain) return { kind: 'failed', stage: 'account', message: `${b.account.address} has no account` };
+  const exec = execMessage(b.account.address, sends);
+  const messages = [{ typeUrl: exec.typeUrl, value: MsgExec.encode(exec.value as MsgExec).finish() }];
   const memo = newMemo();
-  return signSendWait(b.chain, b.hot, msgs, memo, await b.chain.estimateFee(b.hot.key, msgs, memo));
+  const timeoutHeight = (await b.chain.height()) + 100;
+  const draft = (gas: number) => buildTx({ account: b.account, messages, memo, timeoutHeight, sequence: onChain.sequence, fee: { amount: feeFor(CHAIN_MIN_GAS_PRICE, gas), gasLimit: gas, granter: b.hot.address } });
+  let limit = gasLimit;
+  if (limit === undefined) limit = gasLimitFor(await b.chain.simulateGas(simulationTx(draft(2_000_000), b.account))) + FEE_GRANT_GAS;
+  const tx = draft(limit);
+  const digest = signDocDigest(tx, b.chain.chainId, onChain.accountNumber);
+  const signatures = new Map([b.hot, b.registry].map((k) => [toBase64(publicKeyOf(k.key)), signMember(digest, k.key)]));
+  const bytes = assembleTx(tx, b.account, signatures);
+  const fee = BigInt(feeFor(CHAIN_MIN_GAS_PRICE, limit)[0]?.amount ?? '0');
+  const t = Date.now();
+  const sent = await b.chain.broadcast(bytes);
+  if (sent.kind === 'rejected') return { kind: 'failed', stage: 'CheckTx (broadcast)', message: `code ${sent.code} (${sent.codespace}): ${sent.log}` };
+  if (sent.kind === 'unknown') return { kind: 'failed', stage: 'broadcast', message: sent.error };
+  const found = await waitForTx(b.chain, txHash(bytes));
+  if (found.code !== 0) return { kind: 'failed', stage: `DeliverTx (block ${found.height})`, message: `code ${found.code}: ${found.log}` };
+  return { kind: 'ok', m: { gasUsed: found.gasUsed, gasWanted: limit, bytes: bytes.length, fee, height: found.height, latencyMs: Date.now() - t } };
 }
 
 interface SizeRow {
@@ -165,20 +196,16 @@ interface ProbeRow {
  */
 async function probe(b: Bench, count: number, fallbackGas: number): Promise<ProbeRow> {
   const sends = sendsFrom(b, count, 0);
-  const msgs = [execMessage(b.hot.address, sends)];
-  const memo = newMemo();
-  let fee: StdFee;
-  let simulate = 'ok';
   try {
-    fee = await b.chain.estimateFee(b.hot.key, msgs, memo);
+    return { sends: count, simulate: 'ok', result: await settle(b, sends) };
   } catch (e) {
-    simulate = errorText(e);
-    fee = calculateFee(gasLimitFor(fallbackGas), GasPrice.fromString(CHAIN_MIN_GAS_PRICE));
-  }
-  try {
-    return { sends: count, simulate, result: await signSendWait(b.chain, b.hot, msgs, memo, fee) };
-  } catch (e) {
-    return { sends: count, simulate, result: { kind: 'failed', stage: 'sign/broadcast', message: errorText(e) } };
+    // Simulation refused it: sign anyway with a limit extrapolated from the measured gas, so CheckTx answers too.
+    const simulate = errorText(e);
+    try {
+      return { sends: count, simulate, result: await settle(b, sends, gasLimitFor(fallbackGas) + FEE_GRANT_GAS) };
+    } catch (e2) {
+      return { sends: count, simulate, result: { kind: 'failed', stage: 'sign/broadcast', message: errorText(e2) } };
+    }
   }
 }
 
@@ -288,6 +315,8 @@ function logTail(log: string): string {
 async function run(dir: string, renterCount: number, runs: number, started: { pid?: number }): Promise<void> {
   const renters = Array.from({ length: renterCount }, newKey);
   const hot = newKey();
+  const registry = newKey();
+  const account = settlementAccount(publicKeyOf(hot.key), publicKeyOf(registry.key), 'cosmos');
   const payout = newKey().address;
   // The payout address is funded at genesis so that it exists, as after a provider's first payment.
   const { pid, rpcUrl, log } = await startChain(dir, [...renters.map((r) => r.address), hot.address, payout]);
@@ -299,7 +328,9 @@ async function run(dir: string, renterCount: number, runs: number, started: { pi
   }
   const chain = await Chain.connect({ rpcUrl, gasPrice: CHAIN_MIN_GAS_PRICE });
   try {
-    const b: Bench = { chain, rpcUrl, hot, payout, renters };
+    const b: Bench = { chain, rpcUrl, hot, registry, account, payout, renters };
+    // The hot key pays the account's fees (x/feegrant), which also creates the account on chain.
+    await chain.grantFeeAllowance(hot.key, account.address);
     const t = Date.now();
     const grants = await grantAll(b);
     const grantSeconds = ((Date.now() - t) / 1000).toFixed(1);
