@@ -16,7 +16,7 @@ import { balance, fundedTenant, send } from '../support/chain.js';
 import { chainProfiles, type ChainProfile } from '../support/profiles.js';
 import { eventually, kubectl, testDir } from '../support/federation.js';
 import { stopAgent, type AgentProcess } from '../support/operators.js';
-import { A6000, RTX3090, RTX4090, agent, condition, ensureFeeAllowance, expectBooks, flushingMempool, getJob, job, jobWhen, podRunMs, recordsOf, setUp, settled, settlementsOf, sleep, submit, sum, tearDown, type World } from '../support/money.js';
+import { A6000, RTX3090, RTX4090, agent, condition, ensureFeeAllowance, expectBooks, expectPayoutGrew, payoutMark, flushingMempool, getJob, job, jobWhen, podRunMs, recordsOf, setUp, settled, settlementsOf, sleep, submit, sum, tearDown, type World } from '../support/money.js';
 
 describe.each(chainProfiles())('metering and settlement on the $name chain ($prefix, $denom)', (profile) => {
   let w: World;
@@ -26,7 +26,7 @@ describe.each(chainProfiles())('metering and settlement on the $name chain ($pre
   it('pays a 2-GPU job over several periods exactly floor(price × GPU-ms / 3.6e6), from the grant to the 2-of-2 account, once', async () => {
     const payout = devProviderPayout('alice', profile.prefix);
     const account = devSettlementAccount('alice', profile.prefix);
-    const before = await balance(w.chain, payout, profile.denom);
+    const before = await payoutMark(w, 'alice');
     const grantBefore = (await w.chain.grant(w.renter.address, account))?.spendLimit.get(profile.denom) ?? 0n;
     const name = await submit(w.renter, job(RTX3090, profile.denom, { count: 2, duration: '9s' }));
     const done = await settled(w.renter, name);
@@ -34,7 +34,7 @@ describe.each(chainProfiles())('metering and settlement on the $name chain ($pre
     const gpuMs = 2 * (await podRunMs('alice', done));
     expect(records.length).toBeGreaterThan(1); // several periods, each rounded on its own total
     expectBooks(records, w.price(RTX3090), gpuMs);
-    expect(await balance(w.chain, payout, profile.denom)).toBe(before + sum(records));
+    await expectPayoutGrew(w, before, records);
     expect((await w.chain.grant(w.renter.address, account))?.spendLimit.get(profile.denom)).toBe(grantBefore - sum(records));
     expect(done.status).toMatchObject({ cost: `${sum(records)}${profile.denom}`, paid: `${sum(records)}${profile.denom}`, usage: { gpuMilliseconds: gpuMs } });
     // Every record is signed by alice's hot key and names its evidence; every payment is a Settlement the registry co-signed and found committed.
@@ -60,8 +60,7 @@ describe.each(chainProfiles())('metering and settlement on the $name chain ($pre
     ['after proposing a settlement (the registry co-signs and sends it by itself)', 'after-propose'],
     ['after sending a co-signed settlement', 'after-broadcast'],
   ])('pays exactly once when the agent is killed -9 %s', async (_when, point) => {
-    const payout = devProviderPayout('bob', profile.prefix);
-    const before = await balance(w.chain, payout, profile.denom);
+    const before = await payoutMark(w, 'bob');
     // The agent sends a co-signed transaction only if it sees it co-signed before a block holds it,
     // and the registry sends it first: the mempool is emptied until the kill, so the agent does.
     if (point === 'after-broadcast') await ensureFeeAllowance(w, 'bob');
@@ -87,20 +86,19 @@ describe.each(chainProfiles())('metering and settlement on the $name chain ($pre
     const records = await recordsOf(done);
     expectBooks(records, w.price(A6000), await podRunMs('bob', done));
     for (const r of records.filter((x) => paid.spec.records.includes(x.metadata.name ?? ''))) expect(r.status).toMatchObject({ state: 'Committed', settlement: paid.metadata.name, txHash: paid.status?.txHash });
-    expect(await balance(w.chain, payout, profile.denom)).toBe(before + sum(records));
+    await expectPayoutGrew(w, before, records);
     await stopAgent(w.agents.get('bob'));
   });
 
   it('lets only one of two agent replicas of a provider propose (the signer Lease)', async () => {
     const first = w.agents.get('alice') as AgentProcess;
     const second = agent(w, 'alice', {}, 'alice-2'); // a second replica, e.g. a rollout overlapping the old pod
-    const payout = devProviderPayout('alice', profile.prefix);
-    const before = await balance(w.chain, payout, profile.denom);
+    const before = await payoutMark(w, 'alice');
     const name = await submit(w.renter, job(RTX4090, profile.denom, { duration: '6s' }));
     const done = await settled(w.renter, name);
     const records = await recordsOf(done);
     expectBooks(records, w.price(RTX4090), await podRunMs('alice', done));
-    expect(await balance(w.chain, payout, profile.denom)).toBe(before + sum(records));
+    await expectPayoutGrew(w, before, records);
     const proposedBy = [first, second].filter((a) => readFileSync(a.log, 'utf8').includes('Proposed a settlement'));
     expect(proposedBy).toEqual([first]);
     await stopAgent(second);
@@ -115,8 +113,7 @@ describe('settlement under faults, on the dev chain', () => {
   afterAll(() => tearDown(w));
 
   it('settles when the chain comes back after being stopped for a while, nothing twice', async () => {
-    const payout = devProviderPayout('alice');
-    const before = await balance(w.chain, payout);
+    const before = await payoutMark(w, 'alice');
     const name = await submit(w.renter, job(RTX4090, profile.denom, { duration: '10s' }));
     await jobWhen(w.renter, name, 'Running', (j) => j.status?.phase === 'Running');
     await stopComponent(testDir(), 'chain');
@@ -134,7 +131,7 @@ describe('settlement under faults, on the dev chain', () => {
     const done = await settled(w.renter, name);
     const records = await recordsOf(done);
     expectBooks(records, w.price(RTX4090), await podRunMs('alice', done));
-    expect(await balance(w.chain, payout)).toBe(before + sum(records));
+    await expectPayoutGrew(w, before, records);
   });
 
   it("loses nothing when the provider's Prometheus is down for two periods of a running job", async () => {
@@ -156,8 +153,7 @@ describe('settlement under faults, on the dev chain', () => {
     const account = devSettlementAccount('alice');
     // 1.2 STAKE/h is 333.3 ustake a second: the limit covers the first period and a bit more.
     await w.chain.grantSpend(dave.key, account, { amount: 3000n, denom: profile.denom }, [devProviderPayout('alice')]);
-    const payout = devProviderPayout('alice');
-    const before = await balance(w.chain, payout);
+    const before = await payoutMark(w, 'alice');
     const name = await submit(dave, job(RTX4090, profile.denom, { duration: '60s' }));
     const failed = await jobWhen(dave, name, 'Failed with PaymentExhausted', (j) => condition(j, 'Failed')?.reason === 'PaymentExhausted', 60_000);
     expect(failed.status?.phase).toBe('Failed');
@@ -166,7 +162,7 @@ describe('settlement under faults, on the dev chain', () => {
     const paid = records.filter((r) => r.status?.state === 'Committed');
     expect(sum(paid)).toBeGreaterThan(0n);
     expect(sum(paid)).toBeLessThanOrEqual(3000n);
-    expect(await balance(w.chain, payout)).toBe(before + sum(paid));
+    await expectPayoutGrew(w, before, paid, records);
     expect(records.some((r) => r.status?.state !== 'Committed')).toBe(true); // what the cap did not cover stays owed
     const left = (await w.chain.grant(dave.address, account))?.spendLimit.get(profile.denom) ?? 0n;
     expect(left).toBe(3000n - sum(paid));

@@ -9,7 +9,8 @@ import type { Chain } from '../../operator/src/settlement/chain.js';
 import { devProviderHotKey, devProviderPayout, devSettlementAccount } from '../../cli/src/dev/wallets.js';
 import { keyAddress } from '../../operator/src/settlement/keys.js';
 import { validComputeJob } from '../fixtures/computejobs.js';
-import { fundedTenant, type FundedTenant } from './chain.js';
+import { balance, fundedTenant, type FundedTenant } from './chain.js';
+import { parseCoin } from '../../operator/src/api/coin.js';
 import type { ChainProfile } from './profiles.js';
 import { eventually, kubeConfig, kubectl, withoutWork } from './federation.js';
 import { agentFiles, settlingRegistry, startAgent, stopAgent, type AgentProcess } from './operators.js';
@@ -66,6 +67,59 @@ export async function settlementsOf(provider: string): Promise<Settlement[]> {
 
 export const amountOf = (r: UsageRecord) => BigInt(r.spec.amount.replace(/[a-z]+$/, ''));
 export const sum = (rs: UsageRecord[]) => rs.reduce((s, r) => s + amountOf(r), 0n);
+
+/** A provider payout's balance at one height: read between two equal heights, so no block came in between. */
+export interface PayoutMark {
+  provider: string;
+  balance: bigint;
+  height: number;
+}
+
+export async function payoutMark(w: World, provider: string): Promise<PayoutMark> {
+  const payout = devProviderPayout(provider, w.profile.prefix);
+  for (;;) {
+    const height = await w.chain.height();
+    const b = await balance(w.chain, payout, w.profile.denom);
+    if ((await w.chain.height()) === height) return { provider, balance: b, height };
+  }
+}
+
+/**
+ * Checks that the payout grew since `mark` by exactly what `paid` records are worth, plus what the
+ * provider's other Committed Settlements of blocks after the mark paid (an earlier test's leftover
+ * records are paid whenever an agent of the provider runs): every base unit that arrived is
+ * accounted for by a Settlement the registry co-signed and found committed, and `paid` only once.
+ * Settlements paying any record of `ofJob` (the job's records, `paid` by default) are not "other".
+ * The registry marks a Settlement Committed a moment after its block, so this waits up to 20 s.
+ */
+export async function expectPayoutGrew(w: World, mark: PayoutMark, paid: UsageRecord[], ofJob: UsageRecord[] = paid): Promise<void> {
+  const names = new Set([...paid, ...ofJob].map((r) => r.metadata.name ?? ''));
+  const payout = devProviderPayout(mark.provider, w.profile.prefix);
+  const books = async () => {
+    const now = await payoutMark(w, mark.provider);
+    const others = (await settlementsOf(mark.provider)).filter(
+      (s) => s.status?.state === 'Committed' && (s.status.height ?? 0) > mark.height && (s.status.height ?? 0) <= now.height && !s.spec.records.some((r) => names.has(r)),
+    );
+    const othersPaid = others.reduce((t, s) => t + totalIn(s.spec.total, w.profile.denom), 0n);
+    return { received: now.balance - mark.balance, expected: sum(paid) + othersPaid, others: others.map((s) => `${s.metadata.name}=${s.spec.total}@${s.status?.height}`) };
+  };
+  let last = await books();
+  const deadline = Date.now() + 20_000;
+  while (last.received !== last.expected && Date.now() < deadline) {
+    await sleep(500);
+    last = await books();
+  }
+  expect({ payout, ...last }).toEqual({ payout, received: last.expected, expected: last.expected, others: last.others });
+}
+
+/** What a Settlement's `total` (coins separated by commas) moves in `denom`. */
+const totalIn = (total: string, denom: string) =>
+  total
+    .split(',')
+    .filter((c) => c.trim() !== '')
+    .map((c) => parseCoin(c.trim()))
+    .filter((c) => c.denom === denom)
+    .reduce((t, c) => t + c.amount, 0n);
 
 /** The pod's run time in ms from the provider cluster's API: what the renter must pay for, exactly. */
 export async function podRunMs(provider: string, j: ComputeJob): Promise<number> {
