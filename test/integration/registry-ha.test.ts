@@ -42,6 +42,7 @@ function startReplica(identity: string): void {
       '--retry-period=500ms',
       '--heartbeat-timeout=5s',
       '--provider-lost-timeout=60s',
+      '--fencing-timeout=40s', // the agents' (dev: 12 s); with the default 2 min, 60 s would be refused
       '--metrics-addr=127.0.0.1:0',
     ],
     { stdio: ['ignore', out, out] },

@@ -106,7 +106,7 @@ describe("a provider's agent credentials and hot key cannot make the registry pa
     renter = await fundedTenant(chain, 'victim', 100_000_000n);
     bystander = await fundedTenant(chain, 'bystander', 100_000_000n);
     for (const t of [renter, bystander]) await chain.grantSpend(t.key, account, { amount: 50_000_000n, denom: 'ustake' }, [payout]);
-    agents.push(startAgent({ provider: 'bob', kubeconfig: files.kubeconfig, keyFile: files.keyFile, chain: devChainTarget(), fencingTimeout: '6s' }));
+    agents.push(startAgent({ provider: 'bob', kubeconfig: files.kubeconfig, keyFile: files.keyFile, chain: devChainTarget(), fencingTimeout: '6s', providerLostTimeout: '30s' }));
   }, 180_000);
 
   /** A record as the provider's modified agent would write it: signed with its own hot key, claiming what it likes. */

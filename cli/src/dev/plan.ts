@@ -74,13 +74,14 @@ export const REGISTRY_REPLICAS = 2;
 /**
  * The local federation's clocks, faster than the defaults so tests and the demo see losses within
  * seconds. The order matters for safety: an agent fences its own jobs (stops them) before the
- * registry declares its provider lost and places them elsewhere.
+ * registry declares its provider lost and places them elsewhere; both check it at start-up
+ * (operator/src/fencing/bound.ts: 30 s ≥ 12 s + 1 s + 10 s + 5 s).
  */
 export const DEV_TIMING = {
   agentHeartbeat: '2s',
   agentFencingTimeout: '12s',
   registryHeartbeatTimeout: '8s',
-  providerLostTimeout: '20s',
+  providerLostTimeout: '30s',
   leaseDuration: '6s',
   renewDeadline: '4s',
   retryPeriod: '1s',
@@ -204,6 +205,7 @@ function agentComponent(input: PlanInput, cl: ClusterPlan, metricsPort: number, 
       '--simulate',
       `--heartbeat=${DEV_TIMING.agentHeartbeat}`,
       `--fencing-timeout=${DEV_TIMING.agentFencingTimeout}`,
+      `--registry-provider-lost-timeout=${DEV_TIMING.providerLostTimeout}`,
       `--metrics-addr=127.0.0.1:${metricsPort}`,
       ...billing,
     ],
