@@ -6,6 +6,8 @@
 import * as k8s from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { FENCE_CHECK_MS } from '../fencing/bound.js';
 import { GpuNodeResource, providerNamespace, type GpuNode, type GpuNodeSpec, type GpuNodeStatus, type ProviderStatus } from '../api/index.js';
 import { AGENT_VERSION_ANNOTATION, HEARTBEAT_LEASE, HOT_KEY_ANNOTATION } from '../api/labels.js';
 import { Kube } from '../kube/client.js';
@@ -51,6 +53,8 @@ export interface AgentOptions {
   metrics: Metrics;
   log: Logger;
   now?: () => Date;
+  /** Milliseconds on a clock that never jumps (default performance.now()): the hold on the registry is timed on it. */
+  monotonicMs?: () => number;
 }
 
 export const AGENT_FIELD_MANAGER = 'gpufed-agent';
@@ -74,9 +78,18 @@ export class Agent {
   private readonly cluster: Kube;
   private heartbeatTimer?: NodeJS.Timeout;
   private heartbeatInFlight?: Promise<void>;
+  private fenceTimer?: NodeJS.Timeout;
+  private fencing?: Promise<void>;
   private readonly now: () => Date;
-  /** When the registry last accepted a heartbeat (the agent's hold on the registry). */
+  private readonly monotonicMs: () => number;
+  /** When the registry last accepted a heartbeat, by the wall clock (for people and metrics only). */
   lastHeartbeatOk?: Date;
+  /**
+   * When the last heartbeat the registry accepted was sent, on the monotonic clock: the hold on the
+   * registry. Timed from the send, not the reply: the registry cannot have seen it earlier, so a
+   * reply that comes late (or after a freeze) never stretches the hold past what the registry allows.
+   */
+  private heldFromMs?: number;
   /** This process in the heartbeat Lease. */
   private readonly identity = `${hostname()}_${process.pid}`;
   /** The version, and the hot key's public key the registry builds the settlement account from. */
@@ -89,6 +102,7 @@ export class Agent {
   constructor(private readonly opts: AgentOptions) {
     this.namespace = opts.namespace ?? providerNamespace(opts.provider);
     this.now = opts.now ?? (() => new Date());
+    this.monotonicMs = opts.monotonicMs ?? (() => performance.now());
     this.registry = new Kube(opts.registry, `${AGENT_FIELD_MANAGER}/registration`);
     this.heartbeats = new Kube(opts.registry, `${AGENT_FIELD_MANAGER}/heartbeat`);
     const core = opts.cluster.makeApiClient(k8s.CoreV1Api);
@@ -172,12 +186,17 @@ export class Agent {
     await this.runner.start(this.cluster);
     this.logs.start(() => this.runner.pods.list(this.opts.jobsNamespace ?? 'gpufed-jobs'), this.opts.logEveryMs ?? DEFAULT_LOG_EVERY_MS);
     this.heartbeatTimer = setInterval(() => void this.tick(), this.opts.heartbeatMs ?? 10_000);
+    // Checked on a timer of its own, often: a process that wakes from a freeze fences at once,
+    // before any heartbeat sent after the wake could be answered.
+    this.fenceTimer = setInterval(() => void this.fenceIfLost(), FENCE_CHECK_MS);
     this.billing?.start();
     this.opts.log.info({ provider: this.opts.provider, namespace: this.namespace }, 'Started agent');
   }
 
   async stop(): Promise<void> {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.fenceTimer) clearInterval(this.fenceTimer);
+    await this.fencing;
     await this.billing?.stop();
     await this.logs.stop();
     await this.runner.stop();
@@ -259,26 +278,38 @@ export class Agent {
    */
   fenceTime(): Date | undefined {
     if (this.holdsRegistry()) return undefined;
-    return this.lastHeartbeatOk ? new Date(this.lastHeartbeatOk.getTime() + (this.opts.fencingTimeoutMs ?? 120_000)) : this.now();
+    if (this.heldFromMs === undefined) return this.now();
+    // The wall clock only places the end for the record; how long ago it was comes from the monotonic clock.
+    return new Date(this.now().getTime() - (this.monotonicMs() - this.heldFromMs) + this.fencingTimeoutMs);
   }
 
-  /** The agent holds the registry while a heartbeat got through within the fencing timeout. */
+  private get fencingTimeoutMs(): number {
+    return this.opts.fencingTimeoutMs ?? 120_000;
+  }
+
+  /** The agent holds the registry while a heartbeat it sent less than the fencing timeout ago was accepted. */
   holdsRegistry(): boolean {
-    return this.lastHeartbeatOk !== undefined && this.now().getTime() - this.lastHeartbeatOk.getTime() < (this.opts.fencingTimeoutMs ?? 120_000);
+    return this.heldFromMs !== undefined && this.monotonicMs() - this.heldFromMs < this.fencingTimeoutMs;
   }
 
-  /**
-   * One heartbeat (unless the last is still in flight: an unreachable registry can hang a request),
-   * then fencing, which never waits on the registry: without a hold the registry may have placed
-   * our jobs elsewhere, so they stop here.
-   */
-  private async tick(): Promise<void> {
-    if (!this.heartbeatInFlight) {
-      this.heartbeatInFlight = this.heartbeat().finally(() => (this.heartbeatInFlight = undefined));
-    }
-    if (this.holdsRegistry()) return;
-    const stopped = await this.runner.fenceAll();
-    if (stopped > 0) this.opts.log.warn({ stopped, since: this.lastHeartbeatOk?.toISOString() }, 'Lost the hold on the registry; stopped running jobs');
+  /** One heartbeat, unless the last is still in flight (an unreachable registry can hang a request). */
+  private tick(): void {
+    if (this.heartbeatInFlight) return;
+    this.heartbeatInFlight = this.heartbeat().finally(() => (this.heartbeatInFlight = undefined));
+  }
+
+  /** Fencing, which never waits on the registry: without a hold the registry may have placed our jobs elsewhere, so they stop here. */
+  private async fenceIfLost(): Promise<void> {
+    if (this.fencing || this.holdsRegistry()) return;
+    this.fencing = (async () => {
+      try {
+        const stopped = await this.runner.fenceAll();
+        if (stopped > 0) this.opts.log.warn({ stopped, since: this.lastHeartbeatOk?.toISOString() }, 'Lost the hold on the registry; stopped running jobs');
+      } catch (e) {
+        this.opts.log.error({ err: apiErrorMessage(e) }, 'Fencing failed; trying again');
+      }
+    })().finally(() => (this.fencing = undefined));
+    await this.fencing;
   }
 
   /**
@@ -287,6 +318,7 @@ export class Agent {
    */
   async heartbeat(): Promise<void> {
     const now = this.now();
+    const sentMs = this.monotonicMs();
     const lease = {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
@@ -296,6 +328,7 @@ export class Agent {
     try {
       await this.heartbeats.apply(lease);
       this.opts.metrics.registryWrites.inc({ resource: 'leases', verb: 'apply' });
+      this.heldFromMs = Math.max(this.heldFromMs ?? sentMs, sentMs);
       this.lastHeartbeatOk = this.now();
       this.opts.metrics.lastHeartbeat.set(this.lastHeartbeatOk.getTime() / 1000);
     } catch (e) {

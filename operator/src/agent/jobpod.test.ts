@@ -163,6 +163,7 @@ describe('buildJobPod', () => {
         restartPolicy: 'Never',
         runtimeClassName: 'nvidia',
         activeDeadlineSeconds: 7200,
+        terminationGracePeriodSeconds: 10, // the registry's provider-lost timeout counts on it
         automountServiceAccountToken: false,
         enableServiceLinks: false,
         affinity: {

@@ -20,6 +20,7 @@ import { AssignmentConditionType, AssignmentReason, formatTime, setCondition, ty
 import type { Assignment, AssignmentSpec, AssignmentStatus, AssignmentStatusPhase } from '../api/index.js';
 import { GPU_RESOURCE, MEMORY_LABEL, MIG_RESOURCE_PREFIX, PRODUCT_LABEL, SHARED_GPU_RESOURCE } from '../api/gpus.js';
 import { AGENT_MANAGED_BY as MANAGED_BY, ASSIGNMENT_NAME_ANNOTATION, JobLabel, shortHash } from '../api/labels.js';
+import { JOB_STOP_GRACE_SECONDS } from '../fencing/bound.js';
 
 /** The one container of a job pod. */
 export const JOB_CONTAINER = 'job';
@@ -340,6 +341,9 @@ function jobContainer(spec: AssignmentSpec, resourceName: string): V1Container {
  *   the device plugin alone sets NVIDIA_VISIBLE_DEVICES, to the GPUs it allocated.
  * - `activeDeadlineSeconds` is the job's maxDurationSeconds; the kubelet kills the pod after it
  *   (pod.status.reason DeadlineExceeded).
+ * - `terminationGracePeriodSeconds` is JOB_STOP_GRACE_SECONDS (10 s): a stopped job gets SIGTERM
+ *   and that long to save a checkpoint, and no longer, because the registry's provider-lost
+ *   timeout counts on it (fencing/bound.ts).
  */
 export function buildJobPod(assignment: Assignment, opts: JobPodOptions): V1Pod {
   checkOptions(opts);
@@ -380,6 +384,7 @@ export function buildJobPod(assignment: Assignment, opts: JobPodOptions): V1Pod 
       restartPolicy: 'Never',
       runtimeClassName: opts.runtimeClassName ?? DEFAULT_RUNTIME_CLASS,
       activeDeadlineSeconds: spec.maxDurationSeconds,
+      terminationGracePeriodSeconds: JOB_STOP_GRACE_SECONDS,
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [term] } } },
