@@ -179,4 +179,33 @@ describe('agent running assignments', () => {
     const failed = await phase(name, 'Failed', 60_000);
     expect(failed?.status?.reason).toBe('Fenced');
   });
+
+  it('reports a fence as Fenced from a restarted agent too: why and when were written in the provider cluster before the pod went', async () => {
+    agent = newAgent(3000);
+    await agent.start();
+    const name = await create(assignment('NVIDIA-GeForce-RTX-4090', 1));
+    const running = await phase(name, 'Running');
+    const copy = `${running?.metadata?.uid}/1`;
+    const stopOf = async () => (await pods().listNamespacedConfigMap({ namespace: JOBS, labelSelector: 'gpufed.io/stop=true' })).items.find((cm) => cm.data?.copy === copy);
+    let written: k8s.V1ConfigMap | undefined;
+    await stopComponent(testDir(), 'registry/kube-apiserver');
+    try {
+      await eventually('the job pod to be stopped by fencing', async () => ((await jobPod(name)) === undefined ? true : undefined), 30_000);
+      written = await stopOf();
+      expect(written?.data).toMatchObject({ reason: 'Fenced' });
+      // The process that fenced ends before it could tell the registry: nothing in its memory survives.
+      await agent.stop();
+      agent = undefined;
+    } finally {
+      await startComponent(testDir(), 'registry/kube-apiserver');
+    }
+    agent = newAgent(3000);
+    await agent.start();
+    const failed = await phase(name, 'Failed', 60_000);
+    expect(failed?.status?.reason).toBe('Fenced'); // not PodLost, which would count against the provider
+    // Its GPU time ends where the hold ran out (last heartbeat + 3 s), not when the new process looked.
+    expect(Math.abs(Date.parse(failed?.status?.completionTime ?? '') - Date.parse(written?.data?.at ?? ''))).toBeLessThan(1000);
+    // Once the registry has the end, the note goes.
+    await eventually('the stop note to be removed', async () => ((await stopOf()) === undefined ? true : undefined), 10_000);
+  });
 });

@@ -5,7 +5,9 @@
 //  - a pod that ran and vanished is reported lost, never re-run by the agent (the registry decides);
 //  - a pod is removed for a missing Assignment only after the registry confirms, by a direct read,
 //    that the Assignment is gone; a restarted agent adopts its pods instead of deleting them;
-//  - a withdrawn Assignment or a newer epoch stops the old pod at once.
+//  - a withdrawn Assignment or a newer epoch stops the old pod at once;
+//  - why the agent itself stopped a pod is written down in the provider's cluster before the pod is
+//    deleted (stops.ts), so a restart reports Fenced, never PodLost.
 import * as k8s from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import { AssignmentConditionType, AssignmentReason, formatTime, setCondition } from '../api/conditions.js';
@@ -23,6 +25,7 @@ import { podRequest, reclaimDeadline } from './gpunode.js';
 import { AGENT_MANAGED_BY as MANAGED_BY, ASSIGNMENT_NAME_ANNOTATION, JobLabel } from '../api/labels.js';
 import { InvalidAssignmentError, assignmentStatusFromPod, buildJobPod, jobsNamespace, jobsNetworkPolicy } from './jobpod.js';
 import { normalized } from '../kube/manifests.js';
+import { StopLedger, copyKey, deleteJobPod, type StopReason } from './stops.js';
 
 export { SIM_ANNOTATION_PREFIX };
 /** Longer than the pod cache can lag behind our own create. */
@@ -71,10 +74,8 @@ export class AssignmentRunner {
   private readonly core: k8s.CoreV1Api;
   /** Pods created but not seen bound yet: their GPUs are promised on the node they are pinned to. */
   private readonly unbound = new Map<string, { node: string; units: number; at: number }>();
-  /** Why the agent itself stopped a pod, by (assignment uid, epoch), so the status can say so afterwards. */
-  private readonly stoppedBy = new Map<string, typeof AssignmentReason.Fenced | typeof AssignmentReason.Reclaimed | typeof AssignmentReason.PaymentExhausted>();
-  /** When a fenced copy's hold ran out, by (assignment uid, epoch): its completion time. */
-  private readonly fencedAt = new Map<string, Date>();
+  /** Why the agent itself stopped a pod, by (assignment uid, epoch), written down before the delete. */
+  readonly stops: StopLedger;
   /** Our status writes the Assignment cache may not show yet. */
   private readonly statusWrites = new RecentWrites<AssignmentStatus>();
   /** Pods this agent created (by assignment/epoch) that the pod cache may not show yet. */
@@ -82,6 +83,7 @@ export class AssignmentRunner {
 
   constructor(private readonly o: AssignmentRunnerOptions) {
     this.core = o.cluster.makeApiClient(k8s.CoreV1Api);
+    this.stops = new StopLedger(this.core, o.jobsNamespace);
     this.controller = new Controller('assignment', (key) => this.reconcile(key), {
       metrics: o.metrics,
       log: o.log,
@@ -108,7 +110,11 @@ export class AssignmentRunner {
   async start(cluster: Kube): Promise<void> {
     await cluster.apply(jobsNamespace(this.o.jobsNamespace));
     await cluster.apply(jobsNetworkPolicy(this.o.jobsNamespace));
+    await this.stops.load();
     await Promise.all([this.assignments.start(), this.pods.start()]);
+    // Stops of Assignments the registry no longer has: nobody will ask about them.
+    const live = new Set(this.assignments.list().map((a) => copyKey(a.metadata?.uid ?? '', a.spec.epoch)));
+    for (const key of this.stops.keys()) if (!live.has(key)) await this.stops.forget(key);
     this.controller.start();
     for (const a of this.assignments.list()) this.controller.enqueue(a.metadata?.name ?? '');
     for (const p of this.pods.list()) this.controller.enqueue(assignmentOf(p));
@@ -142,23 +148,22 @@ export class AssignmentRunner {
     let n = 0;
     for (const p of this.pods.list(this.o.jobsNamespace)) {
       if (p.metadata?.deletionTimestamp || !['Pending', 'Running'].includes(p.status?.phase ?? '')) continue;
-      const key = `${p.metadata?.labels?.[JobLabel.AssignmentUid]}/${p.metadata?.labels?.[JobLabel.Epoch]}`;
-      this.stoppedBy.set(key, AssignmentReason.Fenced);
-      this.fencedAt.set(key, this.o.fenceTime() ?? this.o.now());
-      await this.deletePod(p, 'Fenced');
+      const key = copyKey(p.metadata?.labels?.[JobLabel.AssignmentUid] ?? '', p.metadata?.labels?.[JobLabel.Epoch] ?? '');
+      await this.stopPod(p, key, AssignmentReason.Fenced, this.o.fenceTime() ?? this.o.now());
       n++;
     }
     return n;
   }
 
+  /** Writes down why (and, for a fence, when the hold ran out), then deletes the pod. */
+  private async stopPod(p: k8s.V1Pod, key: string, reason: StopReason, at: Date): Promise<void> {
+    await this.stops.record(key, { reason, at });
+    await this.deletePod(p, reason);
+  }
+
   private async deletePod(p: k8s.V1Pod, why: string): Promise<void> {
     this.unbound.delete(p.metadata?.name ?? '');
-    try {
-      await this.core.deleteNamespacedPod({ name: p.metadata?.name ?? '', namespace: this.o.jobsNamespace, gracePeriodSeconds: 30 });
-      this.o.log.info({ pod: p.metadata?.name, why }, 'Stopped job pod');
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
+    if (await deleteJobPod(this.core, this.o.jobsNamespace, p.metadata?.name ?? '')) this.o.log.info({ pod: p.metadata?.name, why }, 'Stopped job pod');
   }
 
   private async writeStatus(a: AssignmentObject, status: AssignmentStatus): Promise<void> {
@@ -202,6 +207,8 @@ export class AssignmentRunner {
     if (!cached) return this.orphaned(name, pods);
     const ours = this.statusWrites.newerThan(name, cached);
     const a: AssignmentObject = ours ? { ...cached, status: ours } : cached;
+    const key = copyKey(a.metadata?.uid ?? '', a.spec.epoch);
+    if (assignmentEnded(a) && this.stops.get(key)) await this.stops.forget(key); // the registry has its end
     const epoch = String(a.spec.epoch);
     const stale = pods.filter((p) => p.metadata?.labels?.[JobLabel.Epoch] !== epoch);
     for (const p of stale) if (!p.metadata?.deletionTimestamp) await this.deletePod(p, 'EpochSuperseded');
@@ -217,18 +224,26 @@ export class AssignmentRunner {
     // A job that already ended keeps its outcome (Succeeded stays Succeeded, for billing too).
     if (assignmentEnded(a)) return;
     const reason = a.spec.withdrawnReason ?? AssignmentReason.Withdrawn;
-    await this.writeStatus(a, this.finish(a, 'Withdrawn', reason, `The registry withdrew the job (${reason})`));
+    // Fenced before the withdrawal reached us (the registry lost us meanwhile): the copy ended at the fence.
+    const fenced = this.stops.get(copyKey(a.metadata?.uid ?? '', a.spec.epoch));
+    await this.writeStatus(a, this.finish(a, 'Withdrawn', reason, `The registry withdrew the job (${reason})`, undefined, fenced?.reason === AssignmentReason.Fenced ? fenced.at : undefined));
   }
 
   /** Reports the pod's progress; on a node its owner reclaimed, stops it at the deadline. */
   private async follow(a: AssignmentObject, pod: k8s.V1Pod): Promise<{ requeueAfterMs: number } | void> {
+    if (this.stoppedAndLeaving(a, pod)) return this.reportVanished(a);
     await this.writeStatus(a, assignmentStatusFromPod(pod, this.o.now(), a.status));
     const deadline = reclaimDeadline(this.o.node(pod.spec?.nodeName ?? ''));
     if (!deadline || pod.metadata?.deletionTimestamp || !['Pending', 'Running'].includes(pod.status?.phase ?? '')) return;
     const wait = deadline.getTime() - this.o.now().getTime();
     if (wait > 0) return { requeueAfterMs: wait };
-    this.stoppedBy.set(`${a.metadata?.uid}/${a.spec.epoch}`, AssignmentReason.Reclaimed);
-    await this.deletePod(pod, 'Reclaimed');
+    await this.stopPod(pod, copyKey(a.metadata?.uid ?? '', a.spec.epoch), AssignmentReason.Reclaimed, this.o.now());
+  }
+
+  /** Stopped by the agent and on its way out (a real kubelet gives it the stop grace): its status says why, not how it exited. */
+  private stoppedAndLeaving(a: AssignmentObject, pod: k8s.V1Pod): boolean {
+    if (!this.stops.get(copyKey(a.metadata?.uid ?? '', a.spec.epoch))) return false;
+    return Boolean(pod.metadata?.deletionTimestamp) || !['Pending', 'Running'].includes(pod.status?.phase ?? '');
   }
 
   /**
@@ -238,8 +253,9 @@ export class AssignmentRunner {
   async stopUnpaid(jobs: ReadonlySet<string>): Promise<void> {
     for (const a of this.assignments.list()) {
       if (!jobs.has(`${a.spec.jobRef.namespace}/${a.spec.jobRef.name}`) || !assignmentLive(a)) continue;
-      this.stoppedBy.set(`${a.metadata?.uid}/${a.spec.epoch}`, AssignmentReason.PaymentExhausted);
-      for (const p of this.pods.list(this.o.jobsNamespace)) if (assignmentOf(p) === a.metadata?.name && !p.metadata?.deletionTimestamp) await this.deletePod(p, 'PaymentExhausted');
+      const key = copyKey(a.metadata?.uid ?? '', a.spec.epoch);
+      await this.stops.record(key, { reason: AssignmentReason.PaymentExhausted, at: this.o.now() });
+      for (const p of this.pods.list(this.o.jobsNamespace)) if (assignmentOf(p) === a.metadata?.name && !p.metadata?.deletionTimestamp) await this.deletePod(p, AssignmentReason.PaymentExhausted);
       this.controller.enqueue(a.metadata?.name ?? '');
     }
   }
@@ -251,10 +267,12 @@ export class AssignmentRunner {
 
   /** It ran and its pod is gone (fenced, reclaimed, evicted, deleted by hand): report it, never re-run it. */
   private async reportVanished(a: AssignmentObject): Promise<void> {
-    const key = `${a.metadata?.uid}/${a.spec.epoch}`;
-    const by = this.stoppedBy.get(key);
-    const message = by ? STOPPED_BY_AGENT[by] ?? `The agent stopped the job (${by})` : 'The job pod disappeared while it ran';
-    await this.writeStatus(a, this.finish(a, 'Failed', by ?? AssignmentReason.PodLost, message, undefined, this.fencedAt.get(key)));
+    const key = copyKey(a.metadata?.uid ?? '', a.spec.epoch);
+    const by = this.stops.get(key);
+    const message = by ? STOPPED_BY_AGENT[by.reason] ?? `The agent stopped the job (${by.reason})` : 'The job pod disappeared while it ran';
+    // A fence ends the copy's GPU time where the hold ran out; other stops where the agent stopped it.
+    await this.writeStatus(a, this.finish(a, 'Failed', by?.reason ?? AssignmentReason.PodLost, message, undefined, by?.reason === AssignmentReason.Fenced ? by.at : undefined));
+    await this.stops.forget(key); // the registry has it now
   }
 
   /** Whether we created this epoch's pod and it exists, only not in the pod cache yet. */
@@ -281,7 +299,7 @@ export class AssignmentRunner {
     const phase = currentPhase(a);
     if (assignmentEnded(a)) return;
     // It ran, or the agent stopped it itself: report what happened, never start it again.
-    if (phase === 'Running' || this.stoppedBy.has(`${a.metadata?.uid}/${a.spec.epoch}`)) return this.reportVanished(a);
+    if (phase === 'Running' || this.stops.get(copyKey(a.metadata?.uid ?? '', a.spec.epoch))) return this.reportVanished(a);
     if (!this.o.holdsRegistry()) return { requeueAfterMs: 2000 };
     const fit = chooseNode(a.spec.resources.gpu, a.spec.model, this.o.candidates(), this.reserved(), a.spec.nodeName);
     if (!fit.fits) return this.rejectUnlessShortLived(a, fit.reason, fit.message);
