@@ -12,7 +12,10 @@ import type { SettlerHooks } from './settlement/settler.js';
 import { keyAddress, parsePrivateKeyHex } from './settlement/keys.js';
 import { loadKubeConfig } from './kube/client.js';
 import { Registry } from './registry/registry.js';
-import { makeLogger } from './telemetry/log.js';
+import { makeLogger, type Logger } from './telemetry/log.js';
+import { DEFAULT_MAX_CLOCK_SKEW_MS, unsafeFencing, type FencingTimes } from './fencing/bound.js';
+import { FenceGuard } from './fencing/guard.js';
+import { providerNamespace } from './api/index.js';
 import { Metrics } from './telemetry/metrics.js';
 import { packageVersion, parseDuration } from './version.js';
 
@@ -115,6 +118,15 @@ function withChainOptions(cmd: Command, gasPriceHelp: string): Command {
     .option('--fee-denom <denom>', "with --gas-price auto, the fee denom to use when the node takes several");
 }
 
+/** Exits with the reason when the fencing timing could let a job run on two providers at once. */
+function refuseUnsafeFencing(log: Logger, t: FencingTimes): void {
+  const why = unsafeFencing(t);
+  if (why === undefined) return;
+  log.fatal({ ...t }, `Refusing to start: ${why}`);
+  process.stderr.write(`gpufed-operator: refusing to start: ${why}\n`);
+  process.exit(2);
+}
+
 const program = new Command('gpufed-operator').description('The gpufed operator: agent mode in a provider cluster, registry mode next to the registry').version(version);
 
 withChainOptions(program
@@ -127,6 +139,11 @@ withChainOptions(program
   .addOption(new Option('--heartbeat <duration>', 'heartbeat period').default(10_000, '10s').argParser(parseDuration))
   .addOption(new Option('--resync <duration>', 'full re-reconcile period').default(300_000, '5m').argParser(parseDuration))
   .addOption(new Option('--fencing-timeout <duration>', 'stop running jobs when no heartbeat got through for this long').default(120_000, '2m').argParser(parseDuration))
+  .addOption(
+    new Option('--registry-provider-lost-timeout <duration>', "the registry's --provider-lost-timeout: the agent refuses to start unless its fencing stops every job before the registry can place it again (docs/fencing.md)")
+      .default(180_000, '3m')
+      .argParser(parseDuration),
+  )
   .option('--jobs-namespace <ns>', 'the local namespace job pods run in', 'gpufed-jobs')
   .option('--runtime-class <name>', 'the RuntimeClass of the NVIDIA container runtime', 'nvidia')
   .option('--simulate', "copy sim.gpufed.io/* annotations to job pods (the local federation's KWOK nodes)")
@@ -141,8 +158,9 @@ withChainOptions(program
   .addOption(new Option('--lease-duration <duration>', 'the signer Lease (one agent replica meters and signs): how long it lasts without renewal').default(15_000, '15s').argParser(parseDuration))
   .addOption(new Option('--renew-deadline <duration>', 'the signer gives up signing when it could not renew the Lease for this long').default(10_000, '10s').argParser(parseDuration))
   .addOption(new Option('--retry-period <duration>', 'how often to renew or try to acquire the signer Lease').default(2_000, '2s').argParser(parseDuration))
-  .action(async (o: { provider: string; kubeconfig?: string; registryKubeconfig: string; namespace?: string; heartbeat: number; resync: number; fencingTimeout: number; jobsNamespace: string; runtimeClass: string; simulate?: boolean; metricsAddr: string } & BillingFlags) => {
+  .action(async (o: { provider: string; kubeconfig?: string; registryKubeconfig: string; namespace?: string; heartbeat: number; resync: number; fencingTimeout: number; registryProviderLostTimeout: number; jobsNamespace: string; runtimeClass: string; simulate?: boolean; metricsAddr: string } & BillingFlags) => {
     const log = makeLogger('agent');
+    refuseUnsafeFencing(log, { fencingTimeoutMs: o.fencingTimeout, heartbeatMs: o.heartbeat, providerLostTimeoutMs: o.registryProviderLostTimeout, maxClockSkewMs: DEFAULT_MAX_CLOCK_SKEW_MS });
     const metrics = new Metrics();
     let ready = false;
     const billing = await billingFrom(o);
@@ -186,7 +204,7 @@ withChainOptions(program
   .addOption(new Option('--retry-period <duration>', 'how often to renew or try to acquire the lease').default(2_000, '2s').argParser(parseDuration))
   .addOption(new Option('--heartbeat-timeout <duration>', 'no new jobs for a provider whose heartbeat is older (Ready False)').default(30_000, '30s').argParser(parseDuration))
   .addOption(
-    new Option('--provider-lost-timeout <duration>', "a provider whose heartbeat is older is lost: its jobs are placed again (keep it above the agents' --fencing-timeout)")
+    new Option('--provider-lost-timeout <duration>', "a provider whose heartbeat is older is lost: its jobs are placed again; at least --fencing-timeout + 11s + --max-clock-skew, checked at start-up (docs/fencing.md)")
       .default(180_000, '3m')
       .argParser(parseDuration),
   )
@@ -202,6 +220,7 @@ withChainOptions(program
   .addOption(new Option('--settle-wait <duration>', 'how long a cancelled job waits for its final payment before it is let go').default(600_000, '10m').argParser(parseDuration))
   .action(async (o: { kubeconfig?: string; identity?: string; leaseNamespace: string; leaseName: string; leaseDuration: number; renewDeadline: number; retryPeriod: number; heartbeatTimeout: number; providerLostTimeout: number; deadlineGrace: number; retention: number; resync: number; metricsAddr: string; paymentCover: number; settleWait: number; cosignKeyFile?: string; fencingTimeout: number; maxClockSkew: number; settlementMaxTimeoutBlocks: string } & ChainFlags) => {
     const log = makeLogger('registry');
+    refuseUnsafeFencing(log, { fencingTimeoutMs: o.fencingTimeout, providerLostTimeoutMs: o.providerLostTimeout, maxClockSkewMs: o.maxClockSkew });
     const metrics = new Metrics();
     metrics.buildInfo.set({ version, mode: 'registry' }, 1);
     let ready = false;
@@ -237,6 +256,41 @@ withChainOptions(program
     const stop = (signal: string) => {
       log.info({ signal }, 'Stopping registry');
       void registry.stop().then(() => process.exit(0));
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+
+program
+  .command('fence-guard')
+  .description("Stop this cluster's job pods when the registry stops hearing from the provider, whatever the agent is doing (run it beside the agent, not in its pod)")
+  .requiredOption('--provider <name>', 'the Provider this cluster is')
+  .option('--kubeconfig <file>', 'the provider cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
+  .requiredOption('--registry-kubeconfig <file>', "the registry, with the agent's scoped credentials (only its heartbeat Lease is read)")
+  .option('--namespace <ns>', "the provider's namespace on the registry (default gpufed-provider-<provider>)")
+  .option('--jobs-namespace <ns>', 'the local namespace job pods run in', 'gpufed-jobs')
+  .addOption(new Option('--fencing-timeout <duration>', "the agent's --fencing-timeout: stop the job pods when the heartbeat Lease did not change for this long").default(120_000, '2m').argParser(parseDuration))
+  .addOption(new Option('--registry-provider-lost-timeout <duration>', "the registry's --provider-lost-timeout (checked at start-up, docs/fencing.md)").default(180_000, '3m').argParser(parseDuration))
+  .option('--metrics-addr <host:port>', 'where to serve /metrics, /healthz and /readyz', '127.0.0.1:9466')
+  .action(async (o: { provider: string; kubeconfig?: string; registryKubeconfig: string; namespace?: string; jobsNamespace: string; fencingTimeout: number; registryProviderLostTimeout: number; metricsAddr: string }) => {
+    const log = makeLogger('fence-guard');
+    refuseUnsafeFencing(log, { fencingTimeoutMs: o.fencingTimeout, providerLostTimeoutMs: o.registryProviderLostTimeout, maxClockSkewMs: DEFAULT_MAX_CLOCK_SKEW_MS });
+    const metrics = new Metrics();
+    metrics.buildInfo.set({ version, mode: 'fence-guard' }, 1);
+    const guard = new FenceGuard({
+      namespace: o.namespace ?? providerNamespace(o.provider),
+      registry: loadKubeConfig(o.registryKubeconfig),
+      cluster: loadKubeConfig(o.kubeconfig),
+      jobsNamespace: o.jobsNamespace,
+      fencingTimeoutMs: o.fencingTimeout,
+      log,
+    });
+    const addr = await serve(o.metricsAddr, metrics, () => true);
+    guard.start();
+    log.info({ addr, provider: o.provider, fencingTimeoutMs: o.fencingTimeout }, 'Started fence guard');
+    const stop = (signal: string) => {
+      log.info({ signal }, 'Stopping fence guard');
+      void guard.stop().then(() => process.exit(0));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -235,9 +235,14 @@ describe('the Helm charts installed on the federation, with the real operators o
       '--wallet-key-file=/etc/gpufed/wallet/key',
       `--jobs-namespace=${JOBS}`,
       '--fencing-timeout=2m',
+      '--registry-provider-lost-timeout=3m',
       '--settlement-period=5m',
       '--metrics-addr=0.0.0.0:9464',
     ]));
+    // The fence guard: a Deployment of its own (not the agent's pod), on the same timing.
+    const guard = await deployment(PROVIDER, AGENT_NS, `${PROVIDER_RELEASE}-fence-guard`);
+    expect(argsOf(guard)).toEqual(['fence-guard', `--provider=${PROVIDER}`, '--registry-kubeconfig=/etc/gpufed/registry/kubeconfig', `--jobs-namespace=${JOBS}`, '--fencing-timeout=2m', '--registry-provider-lost-timeout=3m', '--metrics-addr=0.0.0.0:9466']);
+    expect(guard.spec?.selector.matchLabels).toMatchObject({ 'app.kubernetes.io/component': 'fence-guard' });
     const pod = d.spec?.template.spec;
     const version = (JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
     expect(pod?.containers[0]?.image).toBe(`ghcr.io/gpufed/gpufed:${version}`);
@@ -247,7 +252,8 @@ describe('the Helm charts installed on the federation, with the real operators o
     // Admitted under `restricted` (a rejected pod would leave the ReplicaSet with none).
     await eventually('the agent pod', async () => {
       const pods = JSON.parse(ok(await kubectl(PROVIDER, ['get', 'pods', '-n', AGENT_NS, '-l', `app.kubernetes.io/instance=${PROVIDER_RELEASE}`, '-o', 'json']), 'get pods')) as k8s.V1PodList;
-      return pods.items.length === 1 || undefined;
+      // The agent's and the fence guard's.
+      return pods.items.map((p) => p.metadata?.labels?.['app.kubernetes.io/component']).sort().join(',') === 'agent,fence-guard' || undefined;
     }, 30_000);
     const labels = JSON.parse(ok(await kubectl(PROVIDER, ['get', 'namespace', JOBS, '-o', 'json']), 'get namespace')) as k8s.V1Namespace;
     expect(labels.metadata?.labels).toMatchObject({ 'pod-security.kubernetes.io/enforce': 'restricted' });
@@ -316,6 +322,9 @@ describe('the Helm charts installed on the federation, with the real operators o
     ['agent', ['create', 'pods', '-n', JOBS], true],
     ['agent', ['get', 'pods', '-n', JOBS, '--subresource=log'], true],
     ['agent', ['patch', `namespace/${JOBS}`], true],
+    ['agent', ['create', 'configmaps', '-n', JOBS], true], // why it stopped a pod, written before the delete
+    ['agent', ['update', 'configmaps', '-n', JOBS], false],
+    ['agent', ['create', 'configmaps', '-n', 'default'], false],
     ['agent', ['create', 'pods', '-n', 'default'], false],
     ['agent', ['delete', 'pods', '-n', AGENT_NS], false],
     ['agent', ['get', 'secrets', '-n', AGENT_NS], false],

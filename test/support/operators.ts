@@ -59,6 +59,8 @@ export interface AgentArgs {
   chain: ChainTarget;
   periodMs?: string;
   fencingTimeout?: string;
+  /** The provider-lost timeout of the registry it works with (settlingRegistry's: 120 s). */
+  providerLostTimeout?: string;
   heartbeat?: string;
   timeoutBlocks?: number;
   jobsNamespace?: string;
@@ -83,6 +85,7 @@ export function startAgent(a: AgentArgs): AgentProcess {
     '--simulate',
     `--heartbeat=${a.heartbeat ?? '1s'}`,
     `--fencing-timeout=${a.fencingTimeout ?? '60s'}`,
+    `--registry-provider-lost-timeout=${a.providerLostTimeout ?? '120s'}`,
     '--metrics-addr=127.0.0.1:0',
     `--prometheus-url=${cluster?.prometheusUrl ?? ''}`,
     `--chain-rpc=${a.chain.rpcUrl}`,
@@ -103,6 +106,29 @@ export function startAgent(a: AgentArgs): AgentProcess {
     ...(a.extra ?? []),
   ];
   const proc = spawn(process.execPath, args, { env: { ...process.env, ...a.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout?.pipe(out);
+  proc.stderr?.pipe(out);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  return { proc, exited, log: logFile };
+}
+
+/** A provider's fence guard (`gpufed-operator fence-guard`), a process of its own like the chart's Deployment. */
+export function startGuard(g: { provider: string; kubeconfig: string; fencingTimeout: string; providerLostTimeout: string }): AgentProcess {
+  const logs = join(testDir(), 'logs');
+  mkdirSync(logs, { recursive: true });
+  const logFile = join(logs, `guard-${g.provider}-${runs++}.log`);
+  const out = createWriteStream(logFile);
+  const args = [
+    join(repoRoot(), 'dist', 'operator', 'src', 'main.js'),
+    'fence-guard',
+    `--provider=${g.provider}`,
+    `--kubeconfig=${kubeconfigOf(g.provider)}`,
+    `--registry-kubeconfig=${g.kubeconfig}`,
+    `--fencing-timeout=${g.fencingTimeout}`,
+    `--registry-provider-lost-timeout=${g.providerLostTimeout}`,
+    '--metrics-addr=127.0.0.1:0',
+  ];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout?.pipe(out);
   proc.stderr?.pipe(out);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));

@@ -26,3 +26,18 @@ app.kubernetes.io/component: agent
 {{- define "gpufed-provider.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}
+
+{{/* The fence guard's labels: the release's, with its own component (the agent's selector never matches it). */}}
+{{- define "gpufed-provider.guardLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "gpufed-provider.guardSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: gpufed
+{{- end -}}
+
+{{- define "gpufed-provider.guardSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: fence-guard
+{{- end -}}
