@@ -51,8 +51,12 @@ test-integration: build tools ## Integration tests against the real local federa
 	$(JEST) --selectProjects integration --runInBand
 
 .PHONY: test
-test: build tools check ## Everything: checks, unit and integration tests
-	$(JEST) --runInBand
+test: build tools check ## Everything but the fault matrix: checks, unit and integration tests
+	$(JEST) --selectProjects unit integration --runInBand
+
+.PHONY: test-faults
+test-faults: build tools ## The fault matrix (docs/fault-matrix.md): agents frozen and killed, on the real federation
+	$(JEST) --selectProjects faults --runInBand
 
 .PHONY: bench
 bench: build tools ## Benchmarks (numbers go to bench/RESULTS.md, never into test assertions)

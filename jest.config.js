@@ -1,5 +1,6 @@
-// Two projects: `unit` (pure logic, no processes) and `integration` (the real local federation,
-// started once in globalSetup and shared by every integration test file).
+// Three projects: `unit` (pure logic, no processes), `integration` (the real local federation,
+// started once in globalSetup and shared by every integration test file) and `faults` (the fault
+// matrix on that federation, run by `make test-faults`).
 import { join } from 'node:path';
 
 // The integration federation's directory, decided once here so globalSetup, the tests (workers
@@ -17,6 +18,14 @@ const common = {
   testEnvironment: 'node',
 };
 
+// The real local federation, started once in globalSetup and shared by every file of a project.
+const federation = {
+  globalSetup: '<rootDir>/test/support/global-setup.js',
+  globalTeardown: '<rootDir>/test/support/global-teardown.js',
+  slowTestThreshold: 60,
+  setupFilesAfterEnv: ['<rootDir>/test/support/integration-timeout.ts'],
+};
+
 export default {
   projects: [
     {
@@ -28,10 +37,15 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
-      globalSetup: '<rootDir>/test/support/global-setup.js',
-      globalTeardown: '<rootDir>/test/support/global-teardown.js',
-      slowTestThreshold: 60,
-      setupFilesAfterEnv: ['<rootDir>/test/support/integration-timeout.ts'],
+      ...federation,
+    },
+    // The fault matrix (docs/fault-matrix.md): processes frozen, killed and cut off on the same
+    // real federation; `make test-faults`, which CI runs after `make test`.
+    {
+      ...common,
+      displayName: 'faults',
+      testMatch: ['<rootDir>/test/faults/**/*.test.ts'],
+      ...federation,
     },
   ],
 };

@@ -1,0 +1,134 @@
+// Fault matrix, "agent frozen": a provider's agent process is stopped (SIGSTOP, as a GC pause or a
+// suspended VM would) 3 s after its job pod started, for longer than the registry's provider-lost
+// timeout, then resumed. The fence guard beside it stops the pod at the fencing timeout; the
+// registry places the job again on the other provider only after the provider-lost timeout; the
+// frozen copy is billed up to its fence, the second copy in full, each once; the renter pays the
+// sum of the verified records, and the job succeeds. Timing as the local federation's: fencing
+// 12 s, provider lost 30 s (30 ≥ 12 + 1 + 10 + 5, operator/src/fencing/bound.ts).
+import * as k8s from '@kubernetes/client-node';
+import { devSettlementAccount } from '../../cli/src/dev/wallets.js';
+import { fencedCopyGoneWithinMs } from '../../operator/src/fencing/bound.js';
+import type { UsageRecord } from '../../operator/src/api/index.js';
+import { kubeConfig } from '../support/federation.js';
+import { chainProfiles, type ChainProfile } from '../support/profiles.js';
+import { startGuard, stopAgent, type AgentProcess } from '../support/operators.js';
+import { A6000, RTX4090, agent, expectBooks, expectPayoutGrew, job, jobWhen, payoutMark, podRunMs, recordsOf, setUp, settled, sleep, submit, sum, tearDown, type World } from '../support/money.js';
+
+const profile = chainProfiles()[0] as ChainProfile;
+const FENCING = { flag: '12s', ms: 12_000 };
+const LOST = { flag: '30s', ms: 30_000 };
+const HEARTBEAT_MS = 1000; // the test agents' --heartbeat
+const SCRAPE_MS = 2000; // the test agents' --scrape-interval: metering resolution
+
+let w: World;
+let guard: AgentProcess | undefined;
+
+beforeAll(async () => {
+  w = await setUp(profile, { registry: { providerLostTimeoutMs: LOST.ms, fencingTimeoutMs: FENCING.ms, heartbeatTimeoutMs: 5000 } });
+  const timing = [`--fencing-timeout=${FENCING.flag}`, `--registry-provider-lost-timeout=${LOST.flag}`];
+  for (const p of ['alice', 'bob']) agent(w, p, {}, p, timing);
+  guard = startGuard({ provider: 'alice', kubeconfig: w.files.get('alice')?.kubeconfig ?? '', fencingTimeout: FENCING.flag, providerLostTimeout: LOST.flag });
+}, 180_000);
+afterAll(async () => {
+  await stopAgent(guard);
+  await tearDown(w);
+});
+
+interface Sample {
+  at: number;
+  running: { provider: string; pod: string; startedAt?: number }[];
+}
+
+/** The job's pods that are Running, on both providers' own API servers (terminating ones count: they still run). */
+async function running(jobUid: string): Promise<Sample> {
+  const at = Date.now();
+  const out: Sample['running'] = [];
+  for (const provider of ['alice', 'bob']) {
+    const pods = await kubeConfig(provider).makeApiClient(k8s.CoreV1Api).listPodForAllNamespaces({ labelSelector: `gpufed.io/job-uid=${jobUid}` });
+    for (const p of pods.items.filter((x) => x.status?.phase === 'Running')) {
+      const started = p.status?.containerStatuses?.[0]?.state?.running?.startedAt;
+      out.push({ provider, pod: p.metadata?.name ?? '', ...(started ? { startedAt: new Date(started).getTime() } : {}) });
+    }
+  }
+  return { at, running: out };
+}
+
+it('stops the frozen copy by the fencing bound, re-places only after the provider-lost timeout, bills each copy once up to its fence, and the job succeeds', async () => {
+  const marks = { alice: await payoutMark(w, 'alice'), bob: await payoutMark(w, 'bob') };
+  const grantOf = async (p: string) => (await w.chain.grant(w.renter.address, devSettlementAccount(p, profile.prefix)))?.spendLimit.get(profile.denom) ?? 0n;
+  const grants = { alice: await grantOf('alice'), bob: await grantOf('bob') };
+  // Either model: alice's RTX 4090 is cheaper, so it goes there first; bob's A6000 takes it after.
+  const spec = job(RTX4090, profile.denom, { duration: '40s' });
+  spec.spec = { ...spec.spec, resources: { ...spec.spec.resources, gpu: { count: 1, models: [RTX4090, A6000] } }, retries: 1 };
+  const name = await submit(w.renter, spec);
+  const placed = await jobWhen(w.renter, name, 'Running on alice', (j) => j.status?.phase === 'Running' && j.status.placement?.provider === 'alice', 90_000);
+  const uid = placed.metadata.uid ?? '';
+  const first = await (async () => {
+    for (;;) {
+      const s = await running(uid);
+      const pod = s.running.find((r) => r.provider === 'alice' && r.startedAt !== undefined);
+      if (pod) return pod;
+      await sleep(200);
+    }
+  })();
+  await sleep(Math.max(0, (first.startedAt ?? 0) + 3000 - Date.now()));
+
+  const alice = w.agents.get('alice') as AgentProcess;
+  alice.proc.kill('SIGSTOP');
+  const frozenAt = Date.now();
+  const samples: Sample[] = [];
+  try {
+    while (Date.now() < frozenAt + LOST.ms + 15_000) {
+      samples.push(await running(uid));
+      await sleep(500);
+    }
+  } finally {
+    alice.proc.kill('SIGCONT');
+  }
+  const done = await settled(w.renter, name, 180_000);
+  expect(done.status?.phase).toBe('Succeeded');
+  expect(done.status?.placement?.provider).toBe('bob');
+  expect(done.status?.placement?.epoch).toBe(2);
+
+  // At most one running copy at every moment sampled.
+  const doubled = samples.filter((s) => s.running.length > 1);
+  expect(doubled.map((s) => `${new Date(s.at).toISOString()}: ${s.running.map((r) => `${r.provider}/${r.pod}`).join(' + ')}`)).toEqual([]);
+  // The frozen copy is gone by the fencing bound (from its last heartbeat, at most one heartbeat before the freeze),
+  // with no help from its agent; the registry re-places only after the provider-lost timeout.
+  const aliceLast = Math.max(...samples.filter((s) => s.running.some((r) => r.provider === 'alice')).map((s) => s.at));
+  expect(aliceLast).toBeLessThanOrEqual(frozenAt + fencedCopyGoneWithinMs(FENCING.ms) + 1000);
+  const bobFirst = Math.min(...samples.filter((s) => s.running.some((r) => r.provider === 'bob')).map((s) => s.at));
+  expect(bobFirst).toBeGreaterThanOrEqual(frozenAt - HEARTBEAT_MS + LOST.ms);
+  expect(guard?.proc.exitCode).toBeNull();
+
+  // Money: each copy's records chain, are verified and paid once; the frozen copy is billed at most
+  // to its fence (it ran until the guard stopped it), the second copy exactly as long as it ran.
+  const records = await recordsOf(done);
+  const byEpoch = (e: number) => records.filter((r) => r.spec.epoch === e).sort((a, b) => a.spec.period.end.localeCompare(b.spec.period.end));
+  const [one, two] = [byEpoch(1), byEpoch(2)];
+  expect(one.length + two.length).toBe(records.length);
+  expectBooks(two, w.price(A6000), await podRunMs('bob', done));
+  expectChain(one);
+  const billedOne = one.at(-1)?.spec.gpuMilliseconds.cumulative ?? 0;
+  const ranOne = aliceLast - (first.startedAt ?? 0);
+  expect(billedOne).toBeGreaterThan(0);
+  expect(billedOne).toBeLessThanOrEqual(ranOne + 500 + SCRAPE_MS);
+  expect(billedOne).toBeLessThanOrEqual(frozenAt + FENCING.ms - (first.startedAt ?? 0) + SCRAPE_MS);
+  expect(sum(one)).toBe((w.price(RTX4090) * BigInt(billedOne)) / 3_600_000n);
+  // What arrived at each payout is those records, and what left each grant.
+  await expectPayoutGrew(w, marks.alice, one);
+  await expectPayoutGrew(w, marks.bob, two);
+  expect(await grantOf('alice')).toBe(grants.alice - sum(one));
+  expect(await grantOf('bob')).toBe(grants.bob - sum(two));
+}, 360_000);
+
+/** One copy's records: contiguous, the last final, each verified and paid (or nothing due). */
+function expectChain(records: UsageRecord[]): void {
+  expect(records.length).toBeGreaterThan(0);
+  for (let i = 1; i < records.length; i++) expect(records[i]?.spec.period.start).toBe(records[i - 1]?.spec.period.end);
+  expect(records.at(-1)?.spec.final).toBe(true);
+  for (const r of records) {
+    expect(r.status?.conditions?.find((c) => c.type === 'Verified')).toMatchObject({ status: 'True' });
+    expect(['Committed', 'NothingDue']).toContain(r.status?.state);
+  }
+}
