@@ -5,11 +5,9 @@
 // frozen copy is billed up to its fence, the second copy in full, each once; the renter pays the
 // sum of the verified records, and the job succeeds. Timing as the local federation's: fencing
 // 12 s, provider lost 30 s (30 ≥ 12 + 1 + 10 + 5, operator/src/fencing/bound.ts).
-import * as k8s from '@kubernetes/client-node';
 import { devSettlementAccount } from '../../cli/src/dev/wallets.js';
 import { fencedCopyGoneWithinMs } from '../../operator/src/fencing/bound.js';
-import type { UsageRecord } from '../../operator/src/api/index.js';
-import { kubeConfig } from '../support/federation.js';
+import { doubled, expectChain, runningCopies, sampleCopies } from '../support/faults.js';
 import { chainProfiles, type ChainProfile } from '../support/profiles.js';
 import { startGuard, stopAgent, type AgentProcess } from '../support/operators.js';
 import { A6000, RTX4090, agent, expectBooks, expectPayoutGrew, job, jobWhen, payoutMark, podRunMs, recordsOf, setUp, settled, sleep, submit, sum, tearDown, type World } from '../support/money.js';
@@ -34,25 +32,6 @@ afterAll(async () => {
   await tearDown(w);
 });
 
-interface Sample {
-  at: number;
-  running: { provider: string; pod: string; startedAt?: number }[];
-}
-
-/** The job's pods that are Running, on both providers' own API servers (terminating ones count: they still run). */
-async function running(jobUid: string): Promise<Sample> {
-  const at = Date.now();
-  const out: Sample['running'] = [];
-  for (const provider of ['alice', 'bob']) {
-    const pods = await kubeConfig(provider).makeApiClient(k8s.CoreV1Api).listPodForAllNamespaces({ labelSelector: `gpufed.io/job-uid=${jobUid}` });
-    for (const p of pods.items.filter((x) => x.status?.phase === 'Running')) {
-      const started = p.status?.containerStatuses?.[0]?.state?.running?.startedAt;
-      out.push({ provider, pod: p.metadata?.name ?? '', ...(started ? { startedAt: new Date(started).getTime() } : {}) });
-    }
-  }
-  return { at, running: out };
-}
-
 it('stops the frozen copy by the fencing bound, re-places only after the provider-lost timeout, bills each copy once up to its fence, and the job succeeds', async () => {
   const marks = { alice: await payoutMark(w, 'alice'), bob: await payoutMark(w, 'bob') };
   const grantOf = async (p: string) => (await w.chain.grant(w.renter.address, devSettlementAccount(p, profile.prefix)))?.spendLimit.get(profile.denom) ?? 0n;
@@ -65,7 +44,7 @@ it('stops the frozen copy by the fencing bound, re-places only after the provide
   const uid = placed.metadata.uid ?? '';
   const first = await (async () => {
     for (;;) {
-      const s = await running(uid);
+      const s = await runningCopies(uid);
       const pod = s.running.find((r) => r.provider === 'alice' && r.startedAt !== undefined);
       if (pod) return pod;
       await sleep(200);
@@ -76,23 +55,20 @@ it('stops the frozen copy by the fencing bound, re-places only after the provide
   const alice = w.agents.get('alice') as AgentProcess;
   alice.proc.kill('SIGSTOP');
   const frozenAt = Date.now();
-  const samples: Sample[] = [];
+  const sampling = sampleCopies(uid);
   try {
-    while (Date.now() < frozenAt + LOST.ms + 15_000) {
-      samples.push(await running(uid));
-      await sleep(500);
-    }
+    await sleep(LOST.ms + 15_000);
   } finally {
     alice.proc.kill('SIGCONT');
   }
   const done = await settled(w.renter, name, 180_000);
+  const samples = await sampling.stop();
   expect(done.status?.phase).toBe('Succeeded');
   expect(done.status?.placement?.provider).toBe('bob');
   expect(done.status?.placement?.epoch).toBe(2);
 
   // At most one running copy at every moment sampled.
-  const doubled = samples.filter((s) => s.running.length > 1);
-  expect(doubled.map((s) => `${new Date(s.at).toISOString()}: ${s.running.map((r) => `${r.provider}/${r.pod}`).join(' + ')}`)).toEqual([]);
+  expect(doubled(samples)).toEqual([]);
   // The frozen copy is gone by the fencing bound (from its last heartbeat, at most one heartbeat before the freeze),
   // with no help from its agent; the registry re-places only after the provider-lost timeout.
   const aliceLast = Math.max(...samples.filter((s) => s.running.some((r) => r.provider === 'alice')).map((s) => s.at));
@@ -121,14 +97,3 @@ it('stops the frozen copy by the fencing bound, re-places only after the provide
   expect(await grantOf('alice')).toBe(grants.alice - sum(one));
   expect(await grantOf('bob')).toBe(grants.bob - sum(two));
 }, 360_000);
-
-/** One copy's records: contiguous, the last final, each verified and paid (or nothing due). */
-function expectChain(records: UsageRecord[]): void {
-  expect(records.length).toBeGreaterThan(0);
-  for (let i = 1; i < records.length; i++) expect(records[i]?.spec.period.start).toBe(records[i - 1]?.spec.period.end);
-  expect(records.at(-1)?.spec.final).toBe(true);
-  for (const r of records) {
-    expect(r.status?.conditions?.find((c) => c.type === 'Verified')).toMatchObject({ status: 'True' });
-    expect(['Committed', 'NothingDue']).toContain(r.status?.state);
-  }
-}
