@@ -72,12 +72,7 @@ export interface AgentArgs {
 export function startAgent(a: AgentArgs): AgentProcess {
   const clusterName = a.cluster ?? a.provider;
   const cluster = testFederation().plan.clusters.find((c) => c.name === clusterName);
-  const logs = join(testDir(), 'logs');
-  mkdirSync(logs, { recursive: true });
-  const logFile = join(logs, `agent-${a.provider}-${runs++}.log`);
-  const out = createWriteStream(logFile);
   const args = [
-    join(repoRoot(), 'dist', 'operator', 'src', 'main.js'),
     'agent',
     `--provider=${a.provider}`,
     `--kubeconfig=${kubeconfigOf(clusterName)}`,
@@ -105,21 +100,12 @@ export function startAgent(a: AgentArgs): AgentProcess {
     ...(a.jobsNamespace ? [`--jobs-namespace=${a.jobsNamespace}`] : []),
     ...(a.extra ?? []),
   ];
-  const proc = spawn(process.execPath, args, { env: { ...process.env, ...a.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout?.pipe(out);
-  proc.stderr?.pipe(out);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  return { proc, exited, log: logFile };
+  return spawnOperator(`agent-${a.provider}`, args, a.env);
 }
 
 /** A provider's fence guard (`gpufed-operator fence-guard`), a process of its own like the chart's Deployment. */
 export function startGuard(g: { provider: string; kubeconfig: string; fencingTimeout: string; providerLostTimeout: string }): AgentProcess {
-  const logs = join(testDir(), 'logs');
-  mkdirSync(logs, { recursive: true });
-  const logFile = join(logs, `guard-${g.provider}-${runs++}.log`);
-  const out = createWriteStream(logFile);
   const args = [
-    join(repoRoot(), 'dist', 'operator', 'src', 'main.js'),
     'fence-guard',
     `--provider=${g.provider}`,
     `--kubeconfig=${kubeconfigOf(g.provider)}`,
@@ -128,7 +114,16 @@ export function startGuard(g: { provider: string; kubeconfig: string; fencingTim
     `--registry-provider-lost-timeout=${g.providerLostTimeout}`,
     '--metrics-addr=127.0.0.1:0',
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawnOperator(`guard-${g.provider}`, args);
+}
+
+/** `gpufed-operator <args>` as a process, its output in a log file of its own (logs/<name>-<n>.log). */
+function spawnOperator(name: string, args: string[], env: Record<string, string> = {}): AgentProcess {
+  const logs = join(testDir(), 'logs');
+  mkdirSync(logs, { recursive: true });
+  const logFile = join(logs, `${name}-${runs++}.log`);
+  const out = createWriteStream(logFile);
+  const proc = spawn(process.execPath, [join(repoRoot(), 'dist', 'operator', 'src', 'main.js'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout?.pipe(out);
   proc.stderr?.pipe(out);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
