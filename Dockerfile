@@ -57,8 +57,8 @@ COPY --from=build /app/dist/cli ./dist/cli
 # Root owns every file and nobody may change them; the process writes nothing to disk, so the root
 # filesystem can be mounted read-only. Numeric, so runAsNonRoot can verify it without /etc/passwd.
 USER 10001:10001
-# The agent serves /metrics, /healthz and /readyz on 9464, the registry on 9465; both bind
-# 127.0.0.1 unless --metrics-addr says otherwise (0.0.0.0:9464 in a pod).
-EXPOSE 9464 9465
+# The agent serves /metrics, /healthz and /readyz on 9464, the registry on 9465 and the fence
+# guard on 9466; each binds 127.0.0.1 unless --metrics-addr says otherwise (0.0.0.0:9464 in a pod).
+EXPOSE 9464 9465 9466
 ENTRYPOINT ["node", "/app/dist/operator/src/main.js"]
 CMD ["--help"]

@@ -243,7 +243,7 @@ describe('Dockerfile', () => {
 
   it("exposes the metrics ports the operator's modes serve by default, and labels the image", () => {
     const ports = [...read('operator/src/operator.ts').matchAll(/'--metrics-addr <host:port>', '[^']*', '[^':]*:(\d+)'/g)].map((m) => m[1]);
-    expect(ports).toHaveLength(2);
+    expect(ports).toHaveLength(3);
     const exposed = final.body.filter((i) => i.op === 'EXPOSE').flatMap((i) => i.args.split(/\s+/));
     expect(exposed.sort()).toEqual(ports.sort());
     const labels = final.body.filter((i) => i.op === 'LABEL').map((i) => i.args).join(' ');
