@@ -10,7 +10,7 @@ import { fencedCopyGoneWithinMs } from '../../operator/src/fencing/bound.js';
 import { doubled, expectChain, runningCopies, sampleCopies } from '../support/faults.js';
 import { chainProfiles, type ChainProfile } from '../support/profiles.js';
 import { startGuard, stopAgent, type AgentProcess } from '../support/operators.js';
-import { A6000, RTX4090, agent, expectBooks, expectPayoutGrew, job, jobWhen, payoutMark, podRunMs, recordsOf, setUp, settled, sleep, submit, sum, tearDown, type World } from '../support/money.js';
+import { A6000, RTX4090, agent, expectBooks, expectPayoutGrew, job, jobWhen, payoutMark, podRunMs, providersReady, recordsOf, setUp, settled, sleep, submit, sum, tearDown, type World } from '../support/money.js';
 
 const profile = chainProfiles()[0] as ChainProfile;
 const FENCING = { flag: '12s', ms: 12_000 };
@@ -24,7 +24,10 @@ let guard: AgentProcess | undefined;
 beforeAll(async () => {
   w = await setUp(profile, { registry: { providerLostTimeoutMs: LOST.ms, fencingTimeoutMs: FENCING.ms, heartbeatTimeoutMs: 5000 } });
   const timing = [`--fencing-timeout=${FENCING.flag}`, `--registry-provider-lost-timeout=${LOST.flag}`];
+  const since = Date.now();
   for (const p of ['alice', 'bob']) agent(w, p, {}, p, timing);
+  // Both heartbeating before the job: it must start on alice (cheaper), not on whoever came up first.
+  await providersReady(['alice', 'bob'], since);
   guard = startGuard({ provider: 'alice', kubeconfig: w.files.get('alice')?.kubeconfig ?? '', fencingTimeout: FENCING.flag, providerLostTimeout: LOST.flag });
 }, 180_000);
 afterAll(async () => {

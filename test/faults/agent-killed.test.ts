@@ -6,7 +6,7 @@
 import { chainProfiles, type ChainProfile } from '../support/profiles.js';
 import { doubled, runningCopies, sampleCopies } from '../support/faults.js';
 import { startGuard, stopAgent, type AgentProcess } from '../support/operators.js';
-import { RTX4090, agent, expectBooks, expectPayoutGrew, job, jobWhen, payoutMark, podRunMs, recordsOf, setUp, settled, sleep, submit, tearDown, type World } from '../support/money.js';
+import { RTX4090, agent, expectBooks, expectPayoutGrew, job, jobWhen, payoutMark, podRunMs, providersReady, recordsOf, setUp, settled, sleep, submit, tearDown, type World } from '../support/money.js';
 
 const profile = chainProfiles()[0] as ChainProfile;
 const TIMING = ['--fencing-timeout=12s', '--registry-provider-lost-timeout=30s'];
@@ -16,7 +16,9 @@ let guard: AgentProcess | undefined;
 
 beforeAll(async () => {
   w = await setUp(profile, { registry: { providerLostTimeoutMs: 30_000, fencingTimeoutMs: 12_000, heartbeatTimeoutMs: 5000 } });
+  const since = Date.now();
   agent(w, 'alice', {}, 'alice', TIMING);
+  await providersReady(['alice'], since);
   guard = startGuard({ provider: 'alice', kubeconfig: w.files.get('alice')?.kubeconfig ?? '', fencingTimeout: '12s', providerLostTimeout: '30s' });
 }, 180_000);
 afterAll(async () => {

@@ -50,7 +50,10 @@ export const condition = (j: ComputeJob, type: string) => j.status?.conditions?.
 export function jobWhen(t: FundedTenant, name: string, what: string, ok: (j: ComputeJob) => boolean, timeoutMs = 90_000): Promise<ComputeJob> {
   return eventually(`job ${name} ${what}`, async () => {
     const j = await getJob(t, name);
-    return ok(j) ? j : undefined;
+    if (ok(j)) return j;
+    // What a timeout says: the job's phase, placement and conditions when last read.
+    const conditions = (j.status?.conditions ?? []).map((c) => `${c.type}=${c.status} ${c.reason ?? ''}: ${c.message ?? ''}`);
+    throw new Error(`phase ${j.status?.phase ?? 'none'}, placed on ${j.status?.placement?.provider ?? 'nobody'} (epoch ${j.status?.placement?.epoch ?? '-'}); ${conditions.join('; ')}`);
   }, timeoutMs, 500);
 }
 export const settled = (t: FundedTenant, name: string, timeoutMs?: number) => jobWhen(t, name, 'Settled', (j) => condition(j, 'Settled')?.status === 'True', timeoutMs);
@@ -165,8 +168,29 @@ export async function setUp(profile: ChainProfile, o: { registry?: Partial<Regis
   for (const p of ['alice', 'bob']) await chain.grantSpend(renter.key, devSettlementAccount(p, profile.prefix), { amount: 100_000_000n, denom: profile.denom }, [devProviderPayout(p, profile.prefix)]);
   const prices = new Map(['alice', 'bob'].flatMap((p) => profile.prices(p)).map((x) => [x.model, BigInt(x.pricePerGpuHour.replace(/[a-z]+$/, ''))]));
   const w: World = { profile, chain, registry, renter, files, agents: new Map(), price: (m) => prices.get(m) ?? 0n };
+  const since = Date.now();
   for (const p of o.agents ?? []) agent(w, p);
+  if (o.agents?.length) await providersReady(o.agents, since);
   return w;
+}
+
+/**
+ * Waits until each provider heartbeats from an agent started at or after `since` (its heartbeat
+ * Lease renewed since then) and the registry judges it Ready: a job submitted after this is
+ * matched against all of them, not against whichever agent came up first.
+ */
+export async function providersReady(providers: string[], since: number, timeoutMs = 60_000): Promise<void> {
+  const coordination = kubeConfig('registry').makeApiClient(k8s.CoordinationV1Api);
+  for (const provider of providers) {
+    await eventually(`${provider} heartbeating since ${new Date(since).toISOString()} and Ready`, async () => {
+      const lease = await coordination.readNamespacedLease({ name: 'gpufed-agent', namespace: `gpufed-provider-${provider}` });
+      const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
+      const p = (await custom().getClusterCustomObject({ group: 'gpufed.io', version: 'v1alpha1', plural: 'providers', name: provider })) as { status?: { conditions?: { type: string; status: string; reason?: string }[] } };
+      const ready = p.status?.conditions?.find((c) => c.type === 'Ready');
+      if (renewed >= since && ready?.status === 'True') return true;
+      throw new Error(`lease renewed ${renewed ? new Date(renewed).toISOString() : 'never'}, Ready=${ready?.status ?? 'unknown'} ${ready?.reason ?? ''}`);
+    }, timeoutMs, 250);
+  }
 }
 
 export function agent(w: World, provider: string, env: Record<string, string> = {}, key = provider, extra: string[] = []): AgentProcess {
