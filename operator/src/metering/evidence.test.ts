@@ -1,6 +1,8 @@
 import { Secp256k1, sha256 } from '@cosmjs/crypto';
 import type { UsageRecordSpec } from '../api/index.js';
-import { canonicalJson, evidenceDigest, evidenceFor, signUsageRecord, verifyUsageRecord } from './evidence.js';
+import { rawSecp256k1PubkeyToRawAddress } from '@cosmjs/amino';
+import { toBech32 } from '@cosmjs/encoding';
+import { canonicalJson, evidenceDigest, evidenceFor, signUsageRecord, usageRecordSignedBy, verifyUsageRecord } from './evidence.js';
 
 const spec: UsageRecordSpec = {
   assignmentName: 'carol-train-1',
@@ -55,5 +57,23 @@ describe('record signature', () => {
     expect(verifyUsageRecord({ ...spec }, pub)).toBe(false);
     const other = Secp256k1.makeKeypair(sha256(new TextEncoder().encode('someone else'))).pubkey;
     expect(verifyUsageRecord(signed, other)).toBe(false);
+  });
+
+  it("recognises the provider's address on every signature, also one whose r or s begins with a zero byte", () => {
+    const address = toBech32('cosmos', rawSecp256k1PubkeyToRawAddress(Secp256k1.compressPubkey(pub)));
+    const stranger = toBech32('cosmos', rawSecp256k1PubkeyToRawAddress(Secp256k1.compressPubkey(Secp256k1.makeKeypair(sha256(new TextEncoder().encode('someone else'))).pubkey)));
+    // Signing is deterministic (RFC 6979): walk the amounts until both kinds of short integer have come up (1 in 256 each).
+    const seen = { r: 0, s: 0 };
+    for (let i = 0; i < 4000 && (seen.r === 0 || seen.s === 0); i++) {
+      const unsigned = { ...spec, amount: `${i}ustake` };
+      const signed = { ...unsigned, signature: signUsageRecord(unsigned, key) };
+      const raw = Buffer.from(signed.signature, 'base64');
+      if (raw[0] === 0) seen.r++;
+      if (raw[32] === 0) seen.s++;
+      expect([i, usageRecordSignedBy(signed, address)]).toEqual([i, true]);
+      expect(usageRecordSignedBy(signed, stranger)).toBe(false);
+    }
+    expect(seen.r).toBeGreaterThan(0);
+    expect(seen.s).toBeGreaterThan(0);
   });
 });

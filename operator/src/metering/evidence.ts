@@ -81,7 +81,9 @@ export function usageRecordSignedBy(spec: UsageRecordSpec, address: string): boo
   const hash = specHash(spec);
   for (const recovery of [0, 1]) {
     try {
-      const pub = Secp256k1.compressPubkey(Secp256k1.recoverPubkey(new ExtendedSecp256k1Signature(sig.slice(0, 32), sig.slice(32), recovery), hash));
+      // fromFixedLength, not the constructor: r or s may begin with a zero byte (1 signature in 128),
+      // which the constructor refuses as padded.
+      const pub = Secp256k1.compressPubkey(Secp256k1.recoverPubkey(ExtendedSecp256k1Signature.fromFixedLength(new Uint8Array([...sig, recovery])), hash));
       if (toHex(rawSecp256k1PubkeyToRawAddress(pub)) === want && Secp256k1.verifySignature(Secp256k1Signature.fromFixedLength(sig), hash, pub)) return true;
     } catch {
       // Not a point for this recovery id: try the other.
