@@ -30,7 +30,7 @@ export interface ControllerOptions {
 }
 
 export class Controller {
-  readonly queue: WorkQueue;
+  private current: WorkQueue;
   private resync?: NodeJS.Timeout;
   private running: Promise<void>[] = [];
 
@@ -39,16 +39,25 @@ export class Controller {
     private readonly reconcile: Reconcile,
     private readonly opts: ControllerOptions,
   ) {
-    this.queue = new WorkQueue(name, opts.metrics);
+    this.current = new WorkQueue(name, opts.metrics);
+  }
+
+  /** The queue the next (or running) workers take keys from. */
+  get queue(): WorkQueue {
+    return this.current;
   }
 
   enqueue(key: string): void {
     this.queue.add(key);
   }
 
+  /**
+   * Starts the workers. A stopped controller starts again with a fresh queue (a registry that lost
+   * the lead for a moment and won it back): whoever starts it enqueues what it must look at.
+   */
   start(): void {
     const workers = this.opts.workers ?? 1;
-    for (let i = 0; i < workers; i++) this.running.push(this.worker());
+    for (let i = 0; i < workers; i++) this.running.push(this.worker(this.queue));
     const keys = this.opts.keys;
     if (keys) {
       this.resync = setInterval(() => {
@@ -58,21 +67,25 @@ export class Controller {
     }
   }
 
+  /** Shuts the queue down (its workers finish the key in hand); keys enqueued from now on wait for the next start. */
   async stop(): Promise<void> {
     if (this.resync) clearInterval(this.resync);
-    this.queue.shutDown();
-    await Promise.all(this.running);
+    this.resync = undefined;
+    const stopped = this.current;
+    this.current = new WorkQueue(this.name, this.opts.metrics);
+    stopped.shutDown();
+    await Promise.all(this.running.splice(0));
   }
 
   /** Processes one key with metrics and error handling; exported for tests that drive it directly. */
-  async processOne(key: string): Promise<void> {
+  async processOne(key: string, queue = this.queue): Promise<void> {
     const { metrics, log } = this.opts;
     const end = metrics.reconcileTime.startTimer({ controller: this.name });
     try {
       const result = await this.reconcile(key);
-      this.queue.forget(key);
+      queue.forget(key);
       if (result?.requeueAfterMs !== undefined) {
-        this.queue.addAfter(key, result.requeueAfterMs);
+        queue.addAfter(key, result.requeueAfterMs);
         metrics.reconcileTotal.inc({ controller: this.name, result: 'requeue_after' });
       } else {
         metrics.reconcileTotal.inc({ controller: this.name, result: 'success' });
@@ -80,32 +93,32 @@ export class Controller {
     } catch (e) {
       if (isConflict(e)) {
         // Someone else wrote first: re-read and try again, which is normal, not an error.
-        this.queue.add(key);
+        queue.add(key);
         metrics.reconcileTotal.inc({ controller: this.name, result: 'requeue' });
       } else if (e instanceof TerminalError) {
-        this.queue.forget(key);
+        queue.forget(key);
         metrics.reconcileTotal.inc({ controller: this.name, result: 'error' });
         metrics.reconcileErrors.inc({ controller: this.name });
         log.warn({ controller: this.name, key, err: e.message }, 'Gave up reconciling');
       } else {
-        this.queue.addRateLimited(key);
+        queue.addRateLimited(key);
         metrics.reconcileTotal.inc({ controller: this.name, result: 'error' });
         metrics.reconcileErrors.inc({ controller: this.name });
-        log.error({ controller: this.name, key, err: (e as Error).message, retries: this.queue.backoff.retries(key) }, 'Failed to reconcile; will retry');
+        log.error({ controller: this.name, key, err: (e as Error).message, retries: queue.backoff.retries(key) }, 'Failed to reconcile; will retry');
       }
     } finally {
       end();
     }
   }
 
-  private async worker(): Promise<void> {
+  private async worker(queue: WorkQueue): Promise<void> {
     for (;;) {
-      const key = await this.queue.get();
+      const key = await queue.get();
       if (key === undefined) return;
       try {
-        await this.processOne(key);
+        await this.processOne(key, queue);
       } finally {
-        this.queue.done(key);
+        queue.done(key);
       }
     }
   }

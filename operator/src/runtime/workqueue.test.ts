@@ -101,4 +101,22 @@ describe('Controller', () => {
     await c.stop();
     expect(seen).toEqual(['a', 'b']);
   });
+
+  it('works again when started after a stop (a registry that lost the lead and won it back)', async () => {
+    const seen: string[] = [];
+    const { c } = make((k) => {
+      seen.push(k);
+      return Promise.resolve();
+    });
+    c.start();
+    c.enqueue('a');
+    await sleep(20);
+    await c.stop();
+    c.enqueue('b'); // while stopped: waits for the next start
+    c.start();
+    c.enqueue('c');
+    await sleep(20);
+    await c.stop();
+    expect(seen).toEqual(['a', 'b', 'c']);
+  });
 });
