@@ -8,33 +8,38 @@ import { sleep } from './money.js';
 export interface Sample {
   at: number;
   running: { provider: string; pod: string; startedAt?: number }[];
+  /** Providers whose API server did not answer this round (a cell may stop one): their copies are unknown. */
+  unreachable: string[];
 }
 
 /** The job's pods that are Running on each provider's API server (terminating ones count: they still run). */
 export async function runningCopies(jobUid: string, providers = ['alice', 'bob']): Promise<Sample> {
   const at = Date.now();
   const out: Sample['running'] = [];
+  const unreachable: string[] = [];
   for (const provider of providers) {
-    const pods = await kubeConfig(provider).makeApiClient(k8s.CoreV1Api).listPodForAllNamespaces({ labelSelector: `gpufed.io/job-uid=${jobUid}` });
+    let pods: k8s.V1PodList;
+    try {
+      pods = await kubeConfig(provider).makeApiClient(k8s.CoreV1Api).listPodForAllNamespaces({ labelSelector: `gpufed.io/job-uid=${jobUid}` });
+    } catch {
+      unreachable.push(provider);
+      continue;
+    }
     for (const p of pods.items.filter((x) => x.status?.phase === 'Running')) {
       const started = p.status?.containerStatuses?.[0]?.state?.running?.startedAt;
       out.push({ provider, pod: p.metadata?.name ?? '', ...(started ? { startedAt: new Date(started).getTime() } : {}) });
     }
   }
-  return { at, running: out };
+  return { at, running: out, unreachable };
 }
 
-/** Samples the running copies every 500 ms until stopped; an API server that does not answer skips a sample. */
+/** Samples the running copies every 500 ms until stopped. */
 export function sampleCopies(jobUid: string): { stop: () => Promise<Sample[]> } {
   const samples: Sample[] = [];
   let on = true;
   const loop = (async () => {
     while (on) {
-      try {
-        samples.push(await runningCopies(jobUid));
-      } catch {
-        // A provider's API server down (a cell may stop it): no sample this round.
-      }
+      samples.push(await runningCopies(jobUid));
       await sleep(500);
     }
   })();
