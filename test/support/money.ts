@@ -13,7 +13,7 @@ import { balance, fundedTenant, type FundedTenant } from './chain.js';
 import { parseCoin } from '../../operator/src/api/coin.js';
 import type { ChainProfile } from './profiles.js';
 import { eventually, kubeConfig, kubectl, withoutWork } from './federation.js';
-import { agentFiles, settlingRegistry, startAgent, stopAgent, type AgentProcess } from './operators.js';
+import { agentFiles, settlingRegistry, startAgent, startRegistry, stopAgent, type AgentProcess } from './operators.js';
 import type { RegistryOptions } from '../../operator/src/registry/registry.js';
 
 export const RTX4090 = 'NVIDIA-GeForce-RTX-4090';
@@ -150,7 +150,10 @@ export function expectBooks(records: UsageRecord[], price: bigint, gpuMs: number
 export interface World {
   profile: ChainProfile;
   chain: Chain;
-  registry: Registry;
+  /** The in-process registry, or (with `registryProcesses`) what stops every replica in `registries`. */
+  registry: Pick<Registry, 'stop'>;
+  /** Registry replicas running as processes, by identity (a test may kill some and start others). */
+  registries: Map<string, AgentProcess>;
   renter: FundedTenant;
   files: Map<string, { kubeconfig: string; keyFile: string }>;
   agents: Map<string, AgentProcess>;
@@ -158,20 +161,40 @@ export interface World {
 }
 
 /** The world of one profile, with the agents of `o.agents` started (as they normally run). */
-export async function setUp(profile: ChainProfile, o: { registry?: Partial<RegistryOptions>; agents?: string[] } = {}): Promise<World> {
+export async function setUp(profile: ChainProfile, o: { registry?: Partial<RegistryOptions>; registryProcesses?: number; agents?: string[] } = {}): Promise<World> {
   const chain = await profile.connect();
   const files = new Map<string, { kubeconfig: string; keyFile: string }>();
   for (const p of ['alice', 'bob']) files.set(p, await agentFiles(p, profile.prices(p), profile.prefix));
   await Promise.all([withoutWork('alice'), withoutWork('bob')]);
-  const registry = await settlingRegistry(`settlement-test-${profile.name}`, chain, o.registry);
+  const registries = new Map<string, AgentProcess>();
+  const registry = o.registryProcesses ? await registryProcesses(profile, o.registryProcesses, registries) : await settlingRegistry(`settlement-test-${profile.name}`, chain, o.registry);
   const renter = await fundedTenant(chain, `pay-${profile.name}`, 2_000_000_000n, profile);
   for (const p of ['alice', 'bob']) await chain.grantSpend(renter.key, devSettlementAccount(p, profile.prefix), { amount: 100_000_000n, denom: profile.denom }, [devProviderPayout(p, profile.prefix)]);
   const prices = new Map(['alice', 'bob'].flatMap((p) => profile.prices(p)).map((x) => [x.model, BigInt(x.pricePerGpuHour.replace(/[a-z]+$/, ''))]));
-  const w: World = { profile, chain, registry, renter, files, agents: new Map(), price: (m) => prices.get(m) ?? 0n };
+  const w: World = { profile, chain, registry, registries, renter, files, agents: new Map(), price: (m) => prices.get(m) ?? 0n };
   const since = Date.now();
   for (const p of o.agents ?? []) agent(w, p);
   if (o.agents?.length) await providersReady(o.agents, since);
   return w;
+}
+
+/** `n` registry replicas as processes, once one of them leads; `stop` ends every replica in `registries` then. */
+async function registryProcesses(profile: ChainProfile, n: number, registries: Map<string, AgentProcess>): Promise<Pick<Registry, 'stop'>> {
+  for (let i = 0; i < n; i++) {
+    const identity = `faults-registry-${i}`;
+    registries.set(identity, startRegistry({ identity, chain: profile.target() }));
+  }
+  await eventually('a registry process to lead', async () => {
+    const holder = await leaseHolder();
+    return holder && registries.has(holder) ? holder : undefined;
+  }, 30_000);
+  return { stop: async () => void (await Promise.all([...registries.values()].map((r) => stopAgent(r)))) };
+}
+
+/** Who holds the registry's leader Lease now. */
+export async function leaseHolder(): Promise<string | undefined> {
+  const lease = await kubeConfig('registry').makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: 'gpufed-registry', namespace: 'gpufed-system' });
+  return lease.spec?.holderIdentity || undefined;
 }
 
 /**

@@ -117,6 +117,38 @@ export function startGuard(g: { provider: string; kubeconfig: string; fencingTim
   return spawnOperator(`guard-${g.provider}`, args);
 }
 
+/**
+ * A registry replica as a process of its own (`gpufed-operator registry`), co-signing on `chain`
+ * with the dev registry key, with settlingRegistry's timing. Like the chart's replicas it exits
+ * when it loses the lead.
+ */
+export function startRegistry(r: { identity: string; chain: ChainTarget; extra?: string[] }): AgentProcess {
+  const keyFile = join(testDir(), 'registry-process-cosign.key');
+  writeFileSync(keyFile, toHex(devRegistryKey()), { mode: 0o600 });
+  const args = [
+    'registry',
+    `--kubeconfig=${kubeconfigOf('registry')}`,
+    `--identity=${r.identity}`,
+    '--lease-duration=3s',
+    '--renew-deadline=2s',
+    '--retry-period=500ms',
+    '--heartbeat-timeout=5s',
+    '--provider-lost-timeout=120s',
+    '--fencing-timeout=60s',
+    '--max-clock-skew=2s',
+    `--chain-rpc=${r.chain.rpcUrl}`,
+    `--chain-id=${r.chain.chainId}`,
+    `--address-prefix=${r.chain.prefix}`,
+    `--gas-price=${r.chain.gasPrice}`,
+    `--cosign-key-file=${keyFile}`,
+    '--payment-cover=4s',
+    '--settle-wait=60s',
+    '--metrics-addr=127.0.0.1:0',
+    ...(r.extra ?? []),
+  ];
+  return spawnOperator(`registry-${r.identity}`, args);
+}
+
 /** `gpufed-operator <args>` as a process, its output in a log file of its own (logs/<name>-<n>.log). */
 function spawnOperator(name: string, args: string[], env: Record<string, string> = {}): AgentProcess {
   const logs = join(testDir(), 'logs');
