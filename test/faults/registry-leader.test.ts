@@ -112,7 +112,7 @@ it('places, runs, bills and pays 30 jobs exactly once across a frozen and a kill
     expect(sum(records)).toBe((w.price(records[0]?.spec.model ?? '') * BigInt(gpuMs)) / 3_600_000n);
     byProvider.get(provider)?.push(...records);
   }
-  process.stderr.write(`registry-leader: ${frozenId} frozen, ${standby} took over and was killed; records on alice ${byProvider.get("alice")?.length ?? 0}, on bob ${byProvider.get("bob")?.length ?? 0}\n`);
+  process.stderr.write(`registry-leader: ${frozenId} frozen, ${standby} took over and was killed; records on alice ${byProvider.get('alice')?.length ?? 0}, on bob ${byProvider.get('bob')?.length ?? 0}\n`);
   for (const p of PROVIDERS) {
     const records = byProvider.get(p) ?? [];
     await expectPayoutGrew(w, marks.get(p) as PayoutMark, records);
