@@ -71,7 +71,7 @@ describe('planFederation', () => {
   });
 
   it('adds one agent per provider, last, with its scoped kubeconfig and a metrics port', () => {
-    const p = planFederation({ ...input(), agents: { entry: '/repo/dist/operator/src/main.js', node: '/usr/bin/node26' } }, ports(2).concat([30001, 30002, 30003, 30004]));
+    const p = planFederation({ ...input(), agents: { entry: '/repo/dist/operator/src/main.js', node: '/usr/bin/node26' } }, ports(2).concat([30001, 30002, 30003, 30004, 30005, 30006]));
     const agents = p.components.filter((c) => c.stage === 3 && c.name.startsWith('agent-'));
     expect(agents.map((c) => c.name)).toEqual(['agent-alice', 'agent-bob']);
     expect(agents[0]?.binary).toBe('/usr/bin/node26');
@@ -79,17 +79,29 @@ describe('planFederation', () => {
     expect(arg(agents[0]!.args, '--registry-kubeconfig')).toBe('/tmp/fed/agent-alice.kubeconfig');
     expect(arg(agents[0]!.args, '--kubeconfig')).toBe('/tmp/fed/provider-alice.kubeconfig');
     expect(agents[1]?.health.url).toBe('http://127.0.0.1:30002/readyz');
-    expect(portsNeeded(2, true)).toBe(16);
+    expect(portsNeeded(2, true)).toBe(18);
   });
 
   it('runs two registry replicas with the admin kubeconfig, each its own identity in the Lease', () => {
-    const p = planFederation({ ...input(), agents: { entry: '/repo/dist/operator/src/main.js', node: '/usr/bin/node26' } }, ports(2).concat([30001, 30002, 30003, 30004]));
+    const p = planFederation({ ...input(), agents: { entry: '/repo/dist/operator/src/main.js', node: '/usr/bin/node26' } }, ports(2).concat([30001, 30002, 30003, 30004, 30005, 30006]));
     const replicas = p.components.filter((c) => c.name.startsWith('registry-'));
     expect(replicas.map((c) => c.name)).toEqual(['registry-1', 'registry-2']);
     expect(replicas.every((c) => c.stage === 3 && c.args[1] === 'registry')).toBe(true);
     expect(replicas.map((c) => arg(c.args, '--identity'))).toEqual(['registry-1', 'registry-2']);
     expect(arg(replicas[0]!.args, '--kubeconfig')).toBe('/tmp/fed/registry.kubeconfig');
     expect(replicas[1]?.health.url).toBe('http://127.0.0.1:30004/readyz');
+  });
+
+  it("runs a fence guard beside each agent, with the agent's credentials and fencing timing", () => {
+    const p = planFederation({ ...input(), agents: { entry: '/repo/dist/operator/src/main.js', node: '/usr/bin/node26' } }, ports(2).concat([30001, 30002, 30003, 30004, 30005, 30006]));
+    const guards = p.components.filter((c) => c.name.startsWith('fence-guard-'));
+    expect(guards.map((c) => [c.name, c.cluster, c.stage, c.args[1]])).toEqual([
+      ['fence-guard-alice', 'alice', 3, 'fence-guard'],
+      ['fence-guard-bob', 'bob', 3, 'fence-guard'],
+    ]);
+    const agent = p.components.find((c) => c.name === 'agent-alice')!;
+    for (const flag of ['--provider', '--kubeconfig', '--registry-kubeconfig', '--fencing-timeout', '--registry-provider-lost-timeout']) expect([flag, arg(guards[0]!.args, flag)]).toEqual([flag, arg(agent.args, flag)]);
+    expect(guards.map((c) => c.health.url)).toEqual(['http://127.0.0.1:30005/readyz', 'http://127.0.0.1:30006/readyz']);
   });
 
   it('refuses too few ports', () => {

@@ -102,11 +102,11 @@ function chainFlags(): string[] {
 }
 
 /**
- * Ports a plan needs: etcd client+peer, API server + KCM per cluster, scheduler + KWOK (+ agent) per
+ * Ports a plan needs: etcd client+peer, API server + KCM per cluster, scheduler + KWOK (+ agent and fence guard) per
  * provider, the registry replicas, and each provider's monitoring.
  */
 export function portsNeeded(providers: number, agents = false, monitoring = false, chain = false, extraChains = 0): number {
-  return 2 + 2 * (providers + 1) + (agents ? 3 : 2) * providers + (agents ? REGISTRY_REPLICAS : 0) + (monitoring ? portsNeededForMonitoring() * providers : 0) + (chain ? portsNeededForChain() * (1 + extraChains) : 0);
+  return 2 + 2 * (providers + 1) + (agents ? 4 : 2) * providers + (agents ? REGISTRY_REPLICAS : 0) + (monitoring ? portsNeededForMonitoring() * providers : 0) + (chain ? portsNeededForChain() * (1 + extraChains) : 0);
 }
 
 /**
@@ -389,5 +389,28 @@ function operatorComponents(input: PlanInput, agents: NonNullable<PlanInput['age
   const out = clusters.filter((c) => c.role === 'provider').map((cl) => agentComponent(input, cl, agentMetrics.get(cl.name) ?? 0, chain, logs));
   const registry = clusters.find((c) => c.role === 'registry') as ClusterPlan;
   for (let i = 1; i <= REGISTRY_REPLICAS; i++) out.push(registryComponent(agents, registry, i, port(), chain, input.chain?.registryKeyFile, logs));
+  for (const cl of clusters.filter((c) => c.role === 'provider')) out.push(guardComponent(input, agents, cl, port(), logs));
   return out;
+}
+
+/** A provider's fence guard, as the provider chart runs it beside the agent: it stops job pods when the agent's heartbeats stop. */
+function guardComponent(input: PlanInput, agents: NonNullable<PlanInput['agents']>, cl: ClusterPlan, metricsPort: number, logs: string): ComponentPlan {
+  return {
+    name: `fence-guard-${cl.name}`,
+    cluster: cl.name,
+    binary: agents.node,
+    stage: 3,
+    log: join(logs, `fence-guard-${cl.name}.log`),
+    health: { kind: 'http', url: `http://127.0.0.1:${metricsPort}/readyz` },
+    args: [
+      agents.entry,
+      'fence-guard',
+      `--provider=${cl.name}`,
+      `--kubeconfig=${cl.kubeconfig}`,
+      `--registry-kubeconfig=${agentKubeconfigPath(input.dir, cl.name)}`,
+      `--fencing-timeout=${DEV_TIMING.agentFencingTimeout}`,
+      `--registry-provider-lost-timeout=${DEV_TIMING.providerLostTimeout}`,
+      `--metrics-addr=127.0.0.1:${metricsPort}`,
+    ],
+  };
 }
