@@ -5,16 +5,14 @@
 // applied the new leader is killed (-9) and a fresh replica started. Every job is placed exactly
 // once (one Assignment, epoch 1), runs once at every sampled moment, succeeds, is billed exactly its
 // container's run time and paid once; payouts and the renter's grants move by exactly the records.
-import * as k8s from '@kubernetes/client-node';
-import { AssignmentResource, type Assignment, type ComputeJob, type UsageRecord } from '../../operator/src/api/index.js';
+import { AssignmentResource, type Assignment, type ComputeJob } from '../../operator/src/api/index.js';
 import { devProviderPayout, devSettlementAccount } from '../../cli/src/dev/wallets.js';
-import { fundedTenant } from '../support/chain.js';
-import { eventually, kubeConfig } from '../support/federation.js';
+import { fundedTenant, type FundedTenant } from '../support/chain.js';
+import { eventually } from '../support/federation.js';
 import { chainProfiles, type ChainProfile } from '../support/profiles.js';
-import { expectChain } from '../support/faults.js';
+import { anyGpuJob, expectEachBilledOnce, expectPaidExactly, sampleAllJobs } from '../support/faults.js';
 import { startRegistry, type AgentProcess } from '../support/operators.js';
-import { A6000, RTX3090, RTX4090, custom, expectPayoutGrew, job, leaseHolder, payoutMark, type PayoutMark, podRunMs, recordsOf, setUp, settled, sleep, submit, sum, tearDown, type World } from '../support/money.js';
-import type { FundedTenant } from '../support/chain.js';
+import { custom, leaseHolder, payoutMark, type PayoutMark, setUp, settled, sleep, submit, tearDown, type World } from '../support/money.js';
 
 const profile = chainProfiles()[0] as ChainProfile;
 const PROVIDERS = ['alice', 'bob'];
@@ -27,9 +25,7 @@ afterAll(() => tearDown(w));
 
 async function burst(t: FundedTenant, n: number, names: string[]): Promise<void> {
   for (let i = 0; i < n; i++) {
-    const spec = job(RTX4090, profile.denom, { duration: `${3 + (i % 3)}s` });
-    spec.spec = { ...spec.spec, resources: { ...spec.spec.resources, gpu: { count: 1, models: [RTX4090, RTX3090, A6000] } } };
-    names.push(await submit(t, spec));
+    names.push(await submit(t, anyGpuJob(w, `${3 + (i % 3)}s`)));
     await sleep(300);
   }
 }
@@ -45,22 +41,7 @@ it('places, runs, bills and pays 30 jobs exactly once across a frozen and a kill
   const marks = new Map<string, PayoutMark>();
   for (const p of PROVIDERS) marks.set(p, await payoutMark(w, p));
 
-  const doubled: string[] = [];
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      const running = new Map<string, string[]>();
-      for (const provider of PROVIDERS) {
-        const pods = await kubeConfig(provider).makeApiClient(k8s.CoreV1Api).listPodForAllNamespaces({ labelSelector: 'gpufed.io/job-uid' });
-        for (const p of pods.items.filter((x) => x.status?.phase === 'Running')) {
-          const uid = p.metadata?.labels?.['gpufed.io/job-uid'] ?? '';
-          running.set(uid, [...(running.get(uid) ?? []), `${provider}/${p.metadata?.name ?? ''}`]);
-        }
-      }
-      for (const [uid, pods] of running) if (pods.length > 1) doubled.push(`${new Date().toISOString()} ${uid}: ${pods.join(' + ')}`);
-      await sleep(500);
-    }
-  })();
+  const sampling = sampleAllJobs();
 
   const names: string[] = [];
   // 1. The leader frozen mid-burst for five lease durations, then woken.
@@ -95,27 +76,9 @@ it('places, runs, bills and pays 30 jobs exactly once across a frozen and a kill
 
   const done: ComputeJob[] = [];
   for (const name of names) done.push(await settled(ida, name, 300_000));
-  sampling = false;
-  await sampler;
-
-  expect(doubled).toEqual([]);
-  const byProvider = new Map<string, UsageRecord[]>(PROVIDERS.map((p) => [p, []]));
-  for (const j of done) {
-    expect([j.metadata.name, j.status?.phase, j.status?.placement?.epoch]).toEqual([j.metadata.name, 'Succeeded', 1]);
-    const assignments = await assignmentsOf(j);
-    expect([j.metadata.name, assignments.length]).toEqual([j.metadata.name, 1]);
-    const provider = j.status?.placement?.provider ?? '';
-    const records = await recordsOf(j);
-    expectChain(records);
-    const gpuMs = await podRunMs(provider, j);
-    expect(records.at(-1)?.spec.gpuMilliseconds.cumulative).toBe(gpuMs);
-    expect(sum(records)).toBe((w.price(records[0]?.spec.model ?? '') * BigInt(gpuMs)) / 3_600_000n);
-    byProvider.get(provider)?.push(...records);
-  }
+  expect(await sampling.stop()).toEqual([]);
+  for (const j of done) expect([j.metadata.name, (await assignmentsOf(j)).length]).toEqual([j.metadata.name, 1]);
+  const byProvider = await expectEachBilledOnce(w, done);
   process.stderr.write(`registry-leader: ${frozenId} frozen, ${standby} took over and was killed; records on alice ${byProvider.get('alice')?.length ?? 0}, on bob ${byProvider.get('bob')?.length ?? 0}\n`);
-  for (const p of PROVIDERS) {
-    const records = byProvider.get(p) ?? [];
-    await expectPayoutGrew(w, marks.get(p) as PayoutMark, records);
-    expect((await w.chain.grant(ida.address, devSettlementAccount(p, profile.prefix)))?.spendLimit.get(profile.denom)).toBe(GRANT - sum(records));
-  }
+  await expectPaidExactly(w, ida, GRANT, marks, byProvider);
 }, 600_000);

@@ -125,11 +125,17 @@ const totalIn = (total: string, denom: string) =>
     .reduce((t, c) => t + c.amount, 0n);
 
 /** The pod's run time in ms from the provider cluster's API: what the renter must pay for, exactly. */
-export async function podRunMs(provider: string, j: ComputeJob): Promise<number> {
+/** When the job's (one) container started and finished, from the provider's API. */
+export async function podRun(provider: string, j: ComputeJob): Promise<{ startMs: number; endMs: number }> {
   const pods = await kubeConfig(provider).makeApiClient(k8s.CoreV1Api).listPodForAllNamespaces({ labelSelector: `gpufed.io/job-uid=${j.metadata.uid ?? ''}` });
   const t = pods.items[0]?.status?.containerStatuses?.[0]?.state?.terminated;
   if (!t?.startedAt || !t.finishedAt) throw new Error(`The pod of ${j.metadata.name} has not finished`);
-  return t.finishedAt.getTime() - t.startedAt.getTime();
+  return { startMs: t.startedAt.getTime(), endMs: t.finishedAt.getTime() };
+}
+
+export async function podRunMs(provider: string, j: ComputeJob): Promise<number> {
+  const run = await podRun(provider, j);
+  return run.endMs - run.startMs;
 }
 
 /** Checks the books of a settled job: records chain without gaps, each verified and paid (or nothing due), the sum floor(price × GPU-ms / 3.6e6). */
