@@ -5,12 +5,10 @@
 // once; every job succeeds and is settled; each is billed exactly its container's run time and paid
 // once; each provider's payout and the renter's grants move by exactly the jobs' records.
 import type { ComputeJob } from '../../operator/src/api/index.js';
-import { devProviderPayout, devSettlementAccount } from '../../cli/src/dev/wallets.js';
-import { fundedTenant } from '../support/chain.js';
 import { chainProfiles, type ChainProfile } from '../support/profiles.js';
-import { anyGpuJob, expectEachBilledOnce, expectPaidExactly, sampleAllJobs } from '../support/faults.js';
+import { anyGpuJob, expectEachBilledOnce, expectPaidExactly, renterWithGrants, sampleAllJobs } from '../support/faults.js';
 import { stopAgent } from '../support/operators.js';
-import { agent, payoutMark, type PayoutMark, podRun, setUp, settled, sleep, submit, tearDown, type World } from '../support/money.js';
+import { agent, podRun, setUp, settled, sleep, submit, tearDown, type World } from '../support/money.js';
 
 const profile = chainProfiles()[0] as ChainProfile;
 const JOBS = 50;
@@ -25,10 +23,7 @@ beforeAll(async () => (w = await setUp(profile, { agents: PROVIDERS })), 180_000
 afterAll(() => tearDown(w));
 
 it('runs, bills and pays 50 jobs exactly while the agent of one provider flaps for 2 minutes', async () => {
-  const hank = await fundedTenant(w.chain, 'hank', 200_000_000n);
-  for (const p of PROVIDERS) await w.chain.grantSpend(hank.key, devSettlementAccount(p, profile.prefix), { amount: GRANT, denom: profile.denom }, [devProviderPayout(p, profile.prefix)]);
-  const marks = new Map<string, PayoutMark>();
-  for (const p of PROVIDERS) marks.set(p, await payoutMark(w, p));
+  const { renter: hank, marks } = await renterWithGrants(w, 'hank', GRANT, PROVIDERS);
 
   // Sampling: any moment with two running copies of one job is a failure.
   const sampling = sampleAllJobs();

@@ -7,7 +7,7 @@
 // 12 s, provider lost 30 s (30 ≥ 12 + 1 + 10 + 5, operator/src/fencing/bound.ts).
 import { devSettlementAccount } from '../../cli/src/dev/wallets.js';
 import { fencedCopyGoneWithinMs } from '../../operator/src/fencing/bound.js';
-import { doubled, expectChain, runningCopies, sampleCopies } from '../support/faults.js';
+import { doubled, expectChain, firstRunningCopy, sampleCopies } from '../support/faults.js';
 import { chainProfiles, type ChainProfile } from '../support/profiles.js';
 import { startGuard, stopAgent, type AgentProcess } from '../support/operators.js';
 import { A6000, RTX4090, agent, expectBooks, expectPayoutGrew, job, jobWhen, payoutMark, podRunMs, providersReady, recordsOf, setUp, settled, sleep, submit, sum, tearDown, type World } from '../support/money.js';
@@ -45,14 +45,7 @@ it('stops the frozen copy by the fencing bound, re-places only after the provide
   const name = await submit(w.renter, spec);
   const placed = await jobWhen(w.renter, name, 'Running on alice', (j) => j.status?.phase === 'Running' && j.status.placement?.provider === 'alice', 90_000);
   const uid = placed.metadata.uid ?? '';
-  const first = await (async () => {
-    for (;;) {
-      const s = await runningCopies(uid);
-      const pod = s.running.find((r) => r.provider === 'alice' && r.startedAt !== undefined);
-      if (pod) return pod;
-      await sleep(200);
-    }
-  })();
+  const first = await firstRunningCopy(uid, 'alice');
   await sleep(Math.max(0, (first.startedAt ?? 0) + 3000 - Date.now()));
 
   const alice = w.agents.get('alice') as AgentProcess;

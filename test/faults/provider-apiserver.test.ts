@@ -4,9 +4,7 @@
 // containers), so the agent must keep the job: the registry does not re-place it (one copy, never a
 // second on bob), the job succeeds on alice in its first epoch, the gap in metering is billed once
 // from the container's own start and finish, and the renter pays that once.
-import { startComponent, stopComponent } from '../../cli/src/dev/federation.js';
-import { doubled, runningCopies, sampleCopies } from '../support/faults.js';
-import { testDir } from '../support/federation.js';
+import { doubled, downFor, firstRunningCopy, sampleCopies } from '../support/faults.js';
 import { chainProfiles, type ChainProfile } from '../support/profiles.js';
 import { startGuard, stopAgent, type AgentProcess } from '../support/operators.js';
 import { A6000, RTX4090, agent, expectBooks, expectPayoutGrew, job, jobWhen, payoutMark, podRunMs, providersReady, recordsOf, setUp, settled, sleep, submit, tearDown, type World } from '../support/money.js';
@@ -39,22 +37,11 @@ it('keeps the job on its provider while that provider API server is down, one co
   const name = await submit(w.renter, spec);
   const placed = await jobWhen(w.renter, name, 'Running on alice', (j) => j.status?.phase === 'Running' && j.status.placement?.provider === 'alice');
   const uid = placed.metadata.uid ?? '';
-  const first = await (async () => {
-    for (;;) {
-      const pod = (await runningCopies(uid)).running.find((r) => r.provider === 'alice' && r.startedAt !== undefined);
-      if (pod) return pod;
-      await sleep(200);
-    }
-  })();
+  const first = await firstRunningCopy(uid, 'alice');
   await sleep(Math.max(0, (first.startedAt ?? 0) + 3000 - Date.now()));
 
   const sampling = sampleCopies(uid);
-  await stopComponent(testDir(), 'alice/kube-apiserver');
-  try {
-    await sleep(DOWN_MS);
-  } finally {
-    await startComponent(testDir(), 'alice/kube-apiserver');
-  }
+  await downFor('alice/kube-apiserver', DOWN_MS);
   const done = await settled(w.renter, name, 180_000);
   const samples = await sampling.stop();
 

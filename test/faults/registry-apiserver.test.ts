@@ -5,8 +5,7 @@
 // back, the registry finds the co-signed bytes in the status and follows them to their block:
 // each record is paid exactly once (no second transaction pays what the first one did), the
 // payout grows by exactly the job's records, and the job ends Succeeded and Settled.
-import { startComponent, stopComponent } from '../../cli/src/dev/federation.js';
-import { testDir } from '../support/federation.js';
+import { downFor } from '../support/faults.js';
 import { chainProfiles, type ChainProfile } from '../support/profiles.js';
 import { RTX4090, expectBooks, expectPayoutGrew, job, jobWhen, payoutMark, podRunMs, recordsOf, setUp, settled, settlementsOf, sleep, submit, tearDown, type World } from '../support/money.js';
 
@@ -28,12 +27,7 @@ it('follows a settlement co-signed just before the registry API went down to its
     cosigned = (await settlementsOf('alice')).find((s) => !seen.has(s.metadata.name) && s.status?.state === 'Cosigned')?.metadata.name;
   }
   expect(cosigned).toBeDefined();
-  await stopComponent(testDir(), 'registry/kube-apiserver');
-  try {
-    await sleep(DOWN_MS);
-  } finally {
-    await startComponent(testDir(), 'registry/kube-apiserver');
-  }
+  await downFor('registry/kube-apiserver', DOWN_MS);
 
   const done = await settled(w.renter, name, 180_000);
   expect(done.status?.phase).toBe('Succeeded');

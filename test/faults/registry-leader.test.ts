@@ -6,13 +6,12 @@
 // once (one Assignment, epoch 1), runs once at every sampled moment, succeeds, is billed exactly its
 // container's run time and paid once; payouts and the renter's grants move by exactly the records.
 import { AssignmentResource, type Assignment, type ComputeJob } from '../../operator/src/api/index.js';
-import { devProviderPayout, devSettlementAccount } from '../../cli/src/dev/wallets.js';
-import { fundedTenant, type FundedTenant } from '../support/chain.js';
+import type { FundedTenant } from '../support/chain.js';
 import { eventually } from '../support/federation.js';
 import { chainProfiles, type ChainProfile } from '../support/profiles.js';
-import { anyGpuJob, expectEachBilledOnce, expectPaidExactly, sampleAllJobs } from '../support/faults.js';
+import { anyGpuJob, expectEachBilledOnce, expectPaidExactly, renterWithGrants, sampleAllJobs } from '../support/faults.js';
 import { startRegistry, type AgentProcess } from '../support/operators.js';
-import { custom, leaseHolder, payoutMark, type PayoutMark, setUp, settled, sleep, submit, tearDown, type World } from '../support/money.js';
+import { custom, leaseHolder, setUp, settled, sleep, submit, tearDown, type World } from '../support/money.js';
 
 const profile = chainProfiles()[0] as ChainProfile;
 const PROVIDERS = ['alice', 'bob'];
@@ -36,10 +35,7 @@ async function assignmentsOf(j: ComputeJob): Promise<Assignment[]> {
 }
 
 it('places, runs, bills and pays 30 jobs exactly once across a frozen and a killed registry leader', async () => {
-  const ida = await fundedTenant(w.chain, 'ida', 200_000_000n);
-  for (const p of PROVIDERS) await w.chain.grantSpend(ida.key, devSettlementAccount(p, profile.prefix), { amount: GRANT, denom: profile.denom }, [devProviderPayout(p, profile.prefix)]);
-  const marks = new Map<string, PayoutMark>();
-  for (const p of PROVIDERS) marks.set(p, await payoutMark(w, p));
+  const { renter: ida, marks } = await renterWithGrants(w, 'ida', GRANT, PROVIDERS);
 
   const sampling = sampleAllJobs();
 

@@ -2,10 +2,11 @@
 // sampled on both providers' own API servers while the fault lasts, and each copy's books.
 import * as k8s from '@kubernetes/client-node';
 import type { ComputeJob, UsageRecord } from '../../operator/src/api/index.js';
-import { devSettlementAccount } from '../../cli/src/dev/wallets.js';
-import type { FundedTenant } from './chain.js';
-import { kubeConfig } from './federation.js';
-import { A6000, RTX3090, RTX4090, expectPayoutGrew, job, podRunMs, recordsOf, sleep, sum, type PayoutMark, type World } from './money.js';
+import { startComponent, stopComponent } from '../../cli/src/dev/federation.js';
+import { devProviderPayout, devSettlementAccount } from '../../cli/src/dev/wallets.js';
+import { fundedTenant, type FundedTenant } from './chain.js';
+import { kubeConfig, testDir } from './federation.js';
+import { A6000, RTX3090, RTX4090, expectPayoutGrew, job, payoutMark, podRunMs, recordsOf, sleep, sum, type PayoutMark, type World } from './money.js';
 
 export interface Sample {
   at: number;
@@ -137,5 +138,33 @@ export async function expectPaidExactly(w: World, renter: FundedTenant, grant: b
     const records = byProvider.get(provider) ?? [];
     await expectPayoutGrew(w, mark, records);
     expect((await w.chain.grant(renter.address, devSettlementAccount(provider, w.profile.prefix)))?.spendLimit.get(w.profile.denom)).toBe(grant - sum(records));
+  }
+}
+
+/** A renter of its own with coins, a spending grant of `grant` to each provider, and each provider's payout marked now. */
+export async function renterWithGrants(w: World, name: string, grant: bigint, providers = ['alice', 'bob']): Promise<{ renter: FundedTenant; marks: Map<string, PayoutMark> }> {
+  const renter = await fundedTenant(w.chain, name, 4n * grant);
+  for (const p of providers) await w.chain.grantSpend(renter.key, devSettlementAccount(p, w.profile.prefix), { amount: grant, denom: w.profile.denom }, [devProviderPayout(p, w.profile.prefix)]);
+  const marks = new Map<string, PayoutMark>();
+  for (const p of providers) marks.set(p, await payoutMark(w, p));
+  return { renter, marks };
+}
+
+/** The job's first copy on `provider` once its container has started. */
+export async function firstRunningCopy(jobUid: string, provider: string): Promise<Sample['running'][number]> {
+  for (;;) {
+    const pod = (await runningCopies(jobUid)).running.find((r) => r.provider === provider && r.startedAt !== undefined);
+    if (pod) return pod;
+    await sleep(200);
+  }
+}
+
+/** Stops a component of the test federation (an API server, the chain) for `ms`, then starts it again and waits until it is healthy. */
+export async function downFor(component: string, ms: number): Promise<void> {
+  await stopComponent(testDir(), component);
+  try {
+    await sleep(ms);
+  } finally {
+    await startComponent(testDir(), component);
   }
 }
