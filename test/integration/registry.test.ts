@@ -12,6 +12,7 @@ import { newAssignment } from '../../operator/src/registry/jobs/decide.js';
 import { JobLabel } from '../../operator/src/api/labels.js';
 import { Metrics } from '../../operator/src/telemetry/metrics.js';
 import { validComputeJob } from '../fixtures/computejobs.js';
+import { providersReady } from '../support/money.js';
 import { agentRegistryConfig, eventually, kubeConfig, kubectl, withoutWork } from '../support/federation.js';
 import { devTenant, type TestTenant } from '../support/tenants.js';
 import { Random } from '@cosmjs/crypto';
@@ -105,6 +106,9 @@ beforeAll(async () => {
   registry = new Registry({ kc: kubeConfig('registry'), identity: 'test', leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500, heartbeatTimeoutMs: 3000, providerLostTimeoutMs: 8000, deadlineGraceMs: 2000, metrics: registryMetrics, log: log() });
   await registry.start();
   await eventually('the registry to lead', () => Promise.resolve(registry.isLeader ? true : undefined), 20_000);
+  // Both heartbeating since this registry leads (its watch has seen them): the first job must not go
+  // to whichever agent it happened to see first.
+  await providersReady(['alice', 'bob'], Date.now());
 });
 
 afterAll(async () => {
