@@ -174,14 +174,23 @@ export async function setUp(profile: ChainProfile, o: { registry?: Partial<Regis
   await Promise.all([withoutWork('alice'), withoutWork('bob')]);
   const registries = new Map<string, AgentProcess>();
   const registry = o.registryProcesses ? await registryProcesses(profile, o.registryProcesses, registries) : await settlingRegistry(`settlement-test-${profile.name}`, chain, o.registry);
-  const renter = await fundedTenant(chain, `pay-${profile.name}`, 2_000_000_000n, profile);
-  for (const p of ['alice', 'bob']) await chain.grantSpend(renter.key, devSettlementAccount(p, profile.prefix), { amount: 100_000_000n, denom: profile.denom }, [devProviderPayout(p, profile.prefix)]);
-  const prices = new Map(['alice', 'bob'].flatMap((p) => profile.prices(p)).map((x) => [x.model, BigInt(x.pricePerGpuHour.replace(/[a-z]+$/, ''))]));
-  const w: World = { profile, chain, registry, registries, renter, files, agents: new Map(), price: (m) => prices.get(m) ?? 0n };
-  const since = Date.now();
-  for (const p of o.agents ?? []) agent(w, p);
-  if (o.agents?.length) await providersReady(o.agents, since);
-  return w;
+  const agents = new Map<string, AgentProcess>();
+  try {
+    const renter = await fundedTenant(chain, `pay-${profile.name}`, 2_000_000_000n, profile);
+    for (const p of ['alice', 'bob']) await chain.grantSpend(renter.key, devSettlementAccount(p, profile.prefix), { amount: 100_000_000n, denom: profile.denom }, [devProviderPayout(p, profile.prefix)]);
+    const prices = new Map(['alice', 'bob'].flatMap((p) => profile.prices(p)).map((x) => [x.model, BigInt(x.pricePerGpuHour.replace(/[a-z]+$/, ''))]));
+    const w: World = { profile, chain, registry, registries, renter, files, agents, price: (m) => prices.get(m) ?? 0n };
+    const since = Date.now();
+    for (const p of o.agents ?? []) agent(w, p);
+    if (o.agents?.length) await providersReady(o.agents, since);
+    return w;
+  } catch (e) {
+    // A half-built world must not keep Jest alive: stop what was started, then fail.
+    for (const a of agents.values()) await stopAgent(a);
+    await registry.stop();
+    chain.disconnect();
+    throw e;
+  }
 }
 
 /** `n` registry replicas as processes, once one of them leads; `stop` ends every replica in `registries` then. */
